@@ -1,0 +1,1 @@
+"""Protocol connectors: each subpackage turns devices into PointBatches and WaveformBlocks."""
