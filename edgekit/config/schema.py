@@ -35,6 +35,8 @@ class GatewaySection:
     shutdown_timeout: Duration = opt(10.0, "Longest a graceful shutdown may take before tasks are cancelled")
     restart_backoff_initial: Duration = opt(0.5, "First delay before restarting a crashed task")
     restart_backoff_max: Duration = opt(30.0, "Cap of the exponential restart backoff")
+    waveforms: Literal["none", "alarms", "all"] = opt(
+        "alarms", "Raw waveform blocks spooled upstream: none, only while the asset is in alarm, or all")
     watchdog: Duration = opt(30.0, "A connector that produced nothing for this long is restarted (0 = off)")
 
     def _validate(self) -> None:

@@ -1,0 +1,385 @@
+"""The gateway: one asyncio loop wiring connectors → pipeline → spool → uplinks.
+
+    connectors (supervised tasks) ──► bounded queue ──► processor ──► worker thread:
+                                        (back-pressure)                 framing, features, scoring,
+                                                                        alarms, spool.append_many
+    uplinks (supervised tasks) ◄── spool (the only queue that may grow, on disk)
+
+* Connectors hand data to :class:`GatewaySink`; ``points``/``waveform`` wait when the queue is
+  full (``gateway.queue_blocks``), so a slow pipeline or a spool under the ``block`` policy slows
+  the readers instead of filling RAM. Events never block and are never dropped.
+* All CPU-bound work (features, ONNX, SQLite writes) runs in one worker thread; the loop only
+  moves references.
+* Shutdown (SIGTERM/SIGINT or :meth:`Gateway.stop`): stop the connectors (no new reads), drain the
+  queue through the pipeline into the spool, give the uplinks the rest of
+  ``gateway.shutdown_timeout`` to deliver the backlog, close the spool. Everything admitted to
+  the spool stays there for the next start; nothing is lost by stopping.
+
+Streams in the spool are ``<kind>/<asset>`` (``points/m01``, ``features/m01``,
+``waveform/m01``) and ``event/<gateway id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..codec import Record, kind_of, pack
+from ..config.schema import GatewayConfig
+from ..errors import ConfigError, EdgekitError, SpoolFull
+from ..types import Event, EventKind, FeatureFrame, PointBatch, Severity, WaveformBlock
+from .metrics import GatewayMetrics, MetricsServer
+from .supervisor import Supervisor
+
+__all__ = ["Gateway", "GatewaySink"]
+
+log = logging.getLogger("edgekit.runtime")
+
+_ZONES = "ABCD"
+
+
+class GatewaySink:
+    """What connectors hand their data to (see :class:`~edgekit.runtime.interfaces.Sink`)."""
+
+    def __init__(self, gateway: Gateway, connector: str) -> None:
+        self._gw = gateway
+        self.connector = connector
+
+    async def points(self, batch: PointBatch) -> None:
+        self._gw.metrics.points.labels(self.connector).inc(len(batch))
+        self._gw.supervisor.touch(self.connector)
+        await self._gw.queue.put(batch)
+
+    async def waveform(self, block: WaveformBlock) -> None:
+        self._gw.supervisor.touch(self.connector)
+        await self._gw.queue.put(block)
+
+    def event(self, event: Event) -> None:
+        self._gw.emit(event)
+
+
+class Gateway:
+    """Build with a validated :class:`GatewayConfig`, then ``await gateway.run()``."""
+
+    def __init__(self, cfg: GatewayConfig) -> None:
+        self.cfg = cfg
+        g = cfg.gateway
+        self.data_dir = Path(g.data_dir)
+        self.metrics = GatewayMetrics()
+        self.supervisor = Supervisor(self.emit, backoff_initial_s=g.restart_backoff_initial,
+                                     backoff_max_s=g.restart_backoff_max)
+        self.queue: asyncio.Queue[PointBatch | WaveformBlock] = asyncio.Queue(maxsize=g.queue_blocks)
+        self._events: deque[Event] = deque()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgekit-pipeline")
+        self._stop = asyncio.Event()
+        self._started = time.time()
+        self.connectors: dict[str, Any] = {}
+        self.uplinks: dict[str, Any] = {}
+        self.spool: Any = None
+        self.extractor: Any = None
+        self.detector: Any = None
+        self._zones: dict[tuple[str, str], int] = {}
+        self._alarm_assets: set[str] = set()
+        self.alarm_counts: dict[str, int] = {}
+        self.counts = {"blocks": 0, "frames": 0, "points": 0, "records": 0, "events": 0, "bad_blocks": 0}
+        self.latest: dict[str, dict[str, Any]] = {}  # per asset: last features summary (for views)
+        self._metrics_server: MetricsServer | None = None
+        self._processor: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Gateway {self.cfg.gateway.id} connectors={list(self.connectors)} "
+                f"uplinks={list(self.uplinks)} queue={self.queue.qsize()}>")
+
+    # ---- building -------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Create spool, pipeline, detector, connectors and uplinks (raises ConfigError early)."""
+        cfg = self.cfg
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from ..spool import Spool
+
+        routes = {u.name: tuple(u.routes) for u in cfg.uplinks}
+        spool_path = Path(cfg.spool.path) if cfg.spool.path else self.data_dir / "spool.sqlite"
+        self.spool = Spool(spool_path, cfg.spool, routes)
+        if cfg.pipeline.enabled:
+            from .. import pipeline
+
+            self.extractor = pipeline.build(cfg.pipeline)
+            if cfg.models:
+                from ..models import build_detector
+
+                self.detector = build_detector(cfg.models, self.extractor.names, self.data_dir / "baselines")
+        for mcfg in cfg.modbus:
+            from ..connectors import modbus
+
+            self.connectors[mcfg.name] = modbus.build(mcfg)
+        for ocfg in cfg.opcua:
+            from ..connectors import opcua
+
+            self.connectors[ocfg.name] = opcua.build(ocfg)
+        for rcfg in cfg.replay:
+            from ..connectors.replay import ReplayConnector
+
+            self.connectors[rcfg.name] = ReplayConnector(rcfg)
+        for ucfg in cfg.uplinks:
+            from ..uplink import UplinkClient
+
+            self.uplinks[ucfg.name] = UplinkClient(ucfg, self.spool, cfg.gateway.id)
+        if not self.connectors:
+            log.warning("no connectors configured: the gateway will only deliver its spool backlog")
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Record an event; it reaches the spool with the next processed batch (never dropped)."""
+        self._events.append(event)
+        self.metrics.events.labels(event.kind.value).inc()
+        if event.kind is EventKind.TASK_RESTARTED:
+            self.metrics.restarts.labels(event.source).inc()
+        level = logging.WARNING if event.severity >= Severity.WARNING else logging.INFO
+        log.log(level, "event %s from %s: %s", event.kind.value, event.source, event.message)
+
+    # ---- running ----------------------------------------------------------------------------
+
+    async def run(self, *, install_signals: bool = True) -> None:
+        """Run until :meth:`stop` or SIGTERM/SIGINT, then shut down gracefully."""
+        if self.spool is None:
+            self.build()
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        g = self.cfg.gateway
+        if g.metrics_port:
+            self._metrics_server = MetricsServer(self.metrics, self.health, g.metrics_host, g.metrics_port)
+            await self._metrics_server.start()
+        self._processor = asyncio.create_task(self._process_loop(), name="pipeline")
+        for name, uplink in self.uplinks.items():
+            self.supervisor.add(f"uplink:{name}", uplink.run)
+        for name, conn in self.connectors.items():
+            sink = GatewaySink(self, name)
+            self.supervisor.add(name, _bind_run(conn, sink), watchdog_s=g.watchdog)
+        log.info("gateway %s running: %d connectors, %d uplinks", g.id, len(self.connectors), len(self.uplinks))
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        g = self.cfg.gateway
+        deadline = time.monotonic() + g.shutdown_timeout
+        log.info("shutting down: stopping connectors")
+        await self.supervisor.stop(list(self.connectors), timeout_s=max(0.5, g.shutdown_timeout / 4))
+        self.emit(Event(EventKind.SHUTDOWN, g.id, "gateway stopping"))
+        await self.queue.put(_DRAIN)  # type: ignore[arg-type]
+        if self._processor is not None:
+            try:
+                await asyncio.wait_for(self._processor, max(0.5, deadline - time.monotonic()))
+            except TimeoutError:
+                log.error("pipeline did not drain within %.1fs; %d items not spooled",
+                          g.shutdown_timeout, self.queue.qsize())
+        # give uplinks what is left of the budget to deliver the backlog
+        while self.uplinks and time.monotonic() < deadline - 0.5:
+            if all(self.spool.backlog(name)[0] == 0 for name in self.uplinks):
+                break
+            await asyncio.sleep(0.1)
+        await self.supervisor.stop(timeout_s=max(0.5, deadline - time.monotonic()))
+        if self._metrics_server:
+            await self._metrics_server.stop()
+        self._executor.shutdown(wait=True)
+        self.spool.close()
+        log.info("gateway stopped cleanly")
+
+    async def _process_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        draining = False
+        while not draining:
+            items: list[Any] = []
+            try:
+                items.append(await asyncio.wait_for(self.queue.get(), 0.5))
+            except TimeoutError:
+                pass
+            while not self.queue.empty() and len(items) < 64:
+                items.append(self.queue.get_nowait())
+            if any(i is _DRAIN for i in items):
+                draining = True
+                items = [i for i in items if i is not _DRAIN]
+            events = list(self._events)
+            self._events.clear()
+            if not items and not events:
+                continue
+            self.metrics.queue.set(self.queue.qsize())
+            t0 = time.perf_counter()
+            try:
+                new_events = await loop.run_in_executor(self._executor, self._process, items, events)
+            except EdgekitError as exc:
+                self.metrics.errors.labels("pipeline").inc()
+                log.error("pipeline batch failed, %d items lost: %s", len(items), exc)
+                continue
+            self.metrics.pipeline_s.observe(time.perf_counter() - t0)
+            self._events.extend(new_events)
+            for uplink in self.uplinks.values():
+                uplink.notify()
+            self._update_backlog_gauges()
+        # final flush of events raised while draining
+        if self._events:
+            events = list(self._events)
+            self._events.clear()
+            await loop.run_in_executor(self._executor, self._process, [], events)
+
+    # ---- worker thread ------------------------------------------------------------------------
+
+    def _process(self, items: list[PointBatch | WaveformBlock], events: list[Event]) -> list[Event]:
+        """Runs in the worker thread: features, scoring, alarms, spool writes. Returns new events."""
+        records: list[Record] = list(events)
+        new_events: list[Event] = []
+        for item in items:
+            if isinstance(item, PointBatch):
+                self.counts["points"] += len(item)
+                records.append(item)
+                continue
+            self.counts["blocks"] += 1
+            self.metrics.blocks.labels(item.asset).inc()
+            if self.cfg.gateway.waveforms == "all" or (
+                self.cfg.gateway.waveforms == "alarms" and item.asset in self._alarm_assets
+            ):
+                records.append(item)
+            if self.extractor is None:
+                continue
+            frame = self.extractor.transform(item)
+            if self.detector is not None:
+                frame, alarm_events = self.detector.score(frame)
+                for ev in alarm_events:
+                    if ev.kind is EventKind.ALARM_RAISED:
+                        self._alarm_assets.add(item.asset)
+                        self.alarm_counts[item.asset] = self.alarm_counts.get(item.asset, 0) + 1
+                    elif ev.kind is EventKind.ALARM_CLEARED:
+                        self._alarm_assets.discard(item.asset)
+                new_events.extend(alarm_events)
+            new_events.extend(self._zone_events(frame))
+            self._remember(frame)
+            self.counts["frames"] += 1
+            records.append(frame)
+        records.extend(new_events)
+        self.counts["events"] += len(events) + len(new_events)
+        self._spool(records)
+        return []
+
+    def _spool(self, records: list[Record]) -> None:
+        if not records:
+            return
+        gw = self.cfg.gateway.id
+        now = time.time()
+        rows = []
+        for r in records:
+            kind = kind_of(r)
+            asset = gw if kind in ("event", "gap") else getattr(r, "asset", None) or getattr(r, "device", gw)
+            rows.append((f"{kind}/{asset}", kind, pack(r), now))
+        while True:
+            try:
+                self.spool.append_many(rows)
+                break
+            except SpoolFull:
+                # back-pressure: the worker waits, the queue fills, the connectors slow down
+                self.metrics.errors.labels("spool_full").inc()
+                self.spool.wait_for_space(1.0)
+        for _, kind, _, _ in rows:
+            self.metrics.records.labels(kind).inc()
+        self.counts["records"] += len(rows)
+
+    def _zone_events(self, frame: FeatureFrame) -> list[Event]:
+        if "zone" not in frame.names:
+            return []
+        out = []
+        zones = frame.column("zone")
+        for ch, z in zip(frame.channels, zones):
+            if not np.isfinite(z):
+                continue
+            key = (frame.asset, ch)
+            zi = int(z)
+            old = self._zones.get(key)
+            self._zones[key] = zi
+            if old is not None and old != zi:
+                sev = Severity.ALARM if zi >= 2 else Severity.INFO
+                out.append(Event(EventKind.ZONE_CHANGED, f"{frame.asset}/{ch}",
+                                 f"zone {_ZONES[old]} -> {_ZONES[zi]}", sev,
+                                 data={"from": _ZONES[old], "to": _ZONES[zi]}))
+        return out
+
+    def _remember(self, frame: FeatureFrame) -> None:
+        summary: dict[str, Any] = {"t0": frame.t0, "seq": frame.seq}
+        for name in ("velocity_rms_mm_s", "zone", "anomaly_score", "rms", "env_peak_hz"):
+            if name in frame.names:
+                col = frame.column(name)
+                summary[name] = float(np.nanmax(col)) if np.isfinite(col).any() else float("nan")
+        summary["alarm"] = frame.asset in self._alarm_assets
+        prev = self.latest.get(frame.asset, {})
+        score = summary.get("anomaly_score", float("nan"))
+        summary["max_anomaly_score"] = float(np.nanmax([prev.get("max_anomaly_score", np.nan), score]))
+        summary["alarms_raised"] = self.alarm_counts.get(frame.asset, 0)
+        self.latest[frame.asset] = summary
+
+    # ---- health -------------------------------------------------------------------------------
+
+    def _update_backlog_gauges(self) -> None:
+        now = time.time()
+        for name in self.uplinks:
+            rows, _, oldest = self.spool.backlog(name)
+            self.metrics.backlog.labels(name).set(rows)
+            self.metrics.oldest.labels(name).set(0 if oldest is None else max(0.0, now - oldest))
+
+    def health(self) -> dict[str, Any]:
+        tasks = self.supervisor.snapshot()
+        return {
+            "gateway": self.cfg.gateway.id,
+            "uptime_s": round(time.time() - self._started, 1),
+            "connectors": {n: {**_safe_health(c), "task": tasks.get(n, {})} for n, c in self.connectors.items()},
+            "uplinks": {n: {**_safe_health(u), "task": tasks.get(f"uplink:{n}", {})} for n, u in self.uplinks.items()},
+            "pipeline": {**self.counts, "queue_depth": self.queue.qsize()},
+            "spool": self.spool.stats() if self.spool is not None else {},
+        }
+
+
+class _Drain:
+    def __repr__(self) -> str:
+        return "<drain>"
+
+
+_DRAIN = _Drain()
+
+
+def _bind_run(conn: Any, sink: GatewaySink) -> Any:
+    async def run() -> None:
+        await conn.run(sink)
+
+    return run
+
+
+def _safe_health(part: Any) -> dict[str, Any]:
+    try:
+        return dict(part.health())
+    except Exception as exc:  # health must never take the gateway down; the error is shown instead
+        return {"state": "unknown", "health_error": repr(exc)}
+
+
+def check_config(cfg: GatewayConfig) -> None:
+    """Cross-part checks that need more than one section (raises ConfigError)."""
+    kinds = {"points", "features", "event", "waveform", "gap"}
+    for i, u in enumerate(cfg.uplinks):
+        for j, r in enumerate(getattr(u, "routes", ())):
+            if r not in kinds:
+                raise ConfigError(f"uplinks[{i}].routes[{j}]", f"{r!r} is not one of {', '.join(sorted(kinds))}")
