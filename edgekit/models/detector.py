@@ -1,0 +1,376 @@
+"""The runtime's anomaly detector: baselines, batched scoring, thresholds, alarms and hot reload.
+
+``build_detector(models, feature_names, baseline_dir)`` checks every configured model against the
+pipeline's feature names (ModelContractError at start-up if one does not fit) and returns a
+:class:`Detector`. ``Detector.score(frame)`` returns the frame with score columns appended and the
+alarm events of that block:
+
+* one model: column ``anomaly_score``; several: ``anomaly_score`` is the first model's score and every
+  model also gets ``anomaly_score_<name>``;
+* ``normalise = "baseline"`` models read robust z-scores of the asset's baseline
+  (``<baseline_dir>/<asset>.json``). An asset without one is commissioned automatically from its first
+  ``commission_blocks`` good blocks (scores are NaN meanwhile), then the baseline is saved;
+* thresholds, per asset and model: ``threshold`` from the config, else calibrated on the baseline's
+  healthy sample to ``target_false_alarm_rate``, else the model's ``edgekit.threshold``;
+* hot reload: every ``reload_interval`` the model file's mtime is checked; a changed file is loaded and
+  contract-checked *before* it replaces the old session (the old one keeps scoring meanwhile, so no
+  block is dropped); a bad file is refused with a ``model_reloaded`` event of severity WARNING and
+  ``data["accepted"] = False``, and the old model stays.
+
+Thread-safety: meant to be driven by one worker thread; a lock also makes ``maybe_reload`` safe to call
+from another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import EdgekitError, ModelContractError, PipelineError
+from ..types import Event, EventKind, FeatureFrame, Quality, Severity
+from .alarms import AlarmBank
+from .baseline import Baseline, BaselineLearner, baseline_path, calibrate_threshold, load_baseline
+from .config import BaselineConfig, ModelConfig
+from .scorer import Scorer, load_scorer
+
+__all__ = ["Detector", "Threshold", "build_detector"]
+
+log = logging.getLogger("edgekit.models")
+F32 = npt.NDArray[np.float32]
+SCORE_COLUMN = "anomaly_score"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An alarm threshold with the healthy median score it is measured against and where it came from."""
+
+    value: float
+    centre: float
+    source: str  # "config" | "baseline" | "model"
+
+
+@dataclass
+class _Slot:
+    cfg: ModelConfig
+    scorer: Scorer
+    next_check: float = 0.0
+    refused: tuple[int, int] | None = None  # (mtime_ns, size) of the last refused file
+
+
+@dataclass
+class _Asset:
+    baseline: Baseline | None = None
+    learner: BaselineLearner | None = None
+    warned: bool = False
+    thresholds: dict[str, tuple[str, Threshold | None]] = field(default_factory=dict)
+    banks: dict[str, AlarmBank] = field(default_factory=dict)
+
+
+class Detector:
+    """Scores feature frames with the configured models and turns the scores into alarm events."""
+
+    def __init__(
+        self,
+        slots: Sequence[_Slot],
+        feature_names: Sequence[str],
+        baseline_dir: Path,
+        baseline: BaselineConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._slots = list(slots)
+        self.feature_names = tuple(feature_names)
+        self.baseline_dir = Path(baseline_dir)
+        self.baseline_cfg = baseline
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._assets: dict[str, _Asset] = {}
+        names = [s.cfg.model_name for s in self._slots]
+        if len(self._slots) == 1:
+            self.columns: tuple[str, ...] = (SCORE_COLUMN,)
+        else:
+            self.columns = (SCORE_COLUMN, *(f"{SCORE_COLUMN}_{n}" for n in names))
+        now = clock()
+        for s in self._slots:
+            s.next_check = now + s.cfg.reload_interval
+
+    def __repr__(self) -> str:
+        return f"Detector(models={[repr(s.scorer) for s in self._slots]}, assets={sorted(self._assets)})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Feature names of the frames ``score`` returns."""
+        return (*self.feature_names, *self.columns)
+
+    @property
+    def models(self) -> dict[str, Scorer]:
+        return {s.cfg.model_name: s.scorer for s in self._slots}
+
+    # -- baselines ----------------------------------------------------------------------------------
+    def _asset(self, asset: str) -> _Asset:
+        st = self._assets.get(asset)
+        if st is None:
+            st = _Asset()
+            try:
+                st.baseline = load_baseline(self.baseline_dir, asset)
+            except PipelineError as exc:
+                path = baseline_path(self.baseline_dir, asset)
+                aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+                path.replace(aside)
+                log.error("%s; moved aside to %s, commissioning a new baseline", exc, aside)
+            self._assets[asset] = st
+        return st
+
+    def set_baseline(self, baseline: Baseline, *, save: bool = True) -> None:
+        """Install (and by default persist) a baseline; thresholds of that asset are recalibrated."""
+        with self._lock:
+            if save:
+                baseline.save(self.baseline_dir)
+            st = self._asset(baseline.asset)
+            st.baseline, st.learner = baseline, None
+            st.thresholds.clear()
+
+    def baseline(self, asset: str) -> Baseline | None:
+        with self._lock:
+            return self._asset(asset).baseline
+
+    def _commission(self, st: _Asset, frame: FeatureFrame) -> None:
+        cfg = self.baseline_cfg
+        if cfg.commission_blocks <= 0:
+            if not st.warned:
+                st.warned = True
+                log.warning(
+                    "asset %r has no baseline in %s and commissioning is off: baseline-normalised models "
+                    "give NaN until `edgekit baseline learn` is run", frame.asset, self.baseline_dir,
+                )
+            return
+        if st.learner is None:
+            st.learner = BaselineLearner(
+                frame.asset, cfg.commission_blocks, scale_floor=cfg.scale_floor,
+                scale_floor_abs=cfg.scale_floor_abs, sample_rows=cfg.sample_rows,
+            )
+            log.info("asset %r: commissioning a baseline from the next %d blocks", frame.asset,
+                     cfg.commission_blocks)
+        try:
+            done = st.learner.add(frame)
+        except PipelineError as exc:
+            log.warning("%s; commissioning restarts", exc)
+            st.learner = None
+            return
+        if done:
+            base = st.learner.fit()
+            path = base.save(self.baseline_dir)
+            st.baseline, st.learner = base, None
+            st.thresholds.clear()
+            log.info("asset %r: baseline learned from %d blocks, saved to %s", frame.asset, base.n_blocks, path)
+
+    # -- thresholds ---------------------------------------------------------------------------------
+    def threshold(self, asset: str, model: str) -> Threshold | None:
+        """The threshold in force for ``model`` on ``asset`` (None: no alarms possible yet)."""
+        with self._lock:
+            slot = next(s for s in self._slots if s.cfg.model_name == model)
+            return self._threshold(self._asset(asset), slot)
+
+    def _threshold(self, st: _Asset, slot: _Slot) -> Threshold | None:
+        key = slot.scorer.info.sha256
+        hit = st.thresholds.get(slot.cfg.model_name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        cfg, info = slot.cfg, slot.scorer.info
+        base = st.baseline
+        healthy = self._healthy_scores(base, slot) if base is not None else None
+        centre = float(np.nanmedian(healthy)) if healthy is not None and np.isfinite(healthy).sum() else 0.0
+        thr: Threshold | None = None
+        if cfg.threshold is not None:
+            thr = Threshold(cfg.threshold, min(centre, cfg.threshold), "config")
+        elif cfg.calibrate and healthy is not None and np.isfinite(healthy).sum() >= 10:
+            value, med = calibrate_threshold(healthy, cfg.target_false_alarm_rate, cfg.threshold_margin)
+            thr = Threshold(value, med, "baseline")
+        elif info.threshold is not None:
+            thr = Threshold(info.threshold, min(centre, info.threshold), "model")
+        st.thresholds[cfg.model_name] = (key, thr)
+        return thr
+
+    def _healthy_scores(self, base: Baseline, slot: _Slot) -> F32:
+        info = slot.scorer.info
+        if info.normalise == "baseline":
+            x = base.sample_normalised(info.inputs)
+        else:
+            x = base.sample_raw(info.inputs)
+        if slot.cfg.channels:
+            wanted = [i for i, c in enumerate(base.channels) if c in set(slot.cfg.channels)]
+            x = x[np.isin(base.sample_channel, wanted)]
+        return slot.scorer.score(x)
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def score(self, frame: FeatureFrame) -> tuple[FeatureFrame, list[Event]]:
+        """Append score columns to ``frame`` and return the alarm events of this block."""
+        with self._lock:
+            events = self._reload_due()
+            if frame.names != self.feature_names:
+                raise PipelineError(
+                    f"Detector.score: frame of {frame.asset!r} has {len(frame.names)} feature names that differ "
+                    f"from the {len(self.feature_names)} the models were checked against at build"
+                )
+            st = self._asset(frame.asset)
+            if st.baseline is None:
+                self._commission(st, frame)
+            z: F32 | None = None
+            if st.baseline is not None:
+                z = st.baseline.normalise(frame.values, frame.names, frame.channels)
+            zone = frame.column("zone") if "zone" in frame.names else None
+            cols: list[F32] = []
+            for slot in self._slots:
+                scores = self._score_slot(slot, frame, z)
+                cols.append(scores)
+                events.extend(self._alarms(st, slot, frame, scores, z, zone))
+        if len(cols) > 1:
+            cols.insert(0, cols[0])
+        out = np.concatenate([frame.values, np.stack(cols, axis=1)], axis=1).astype(np.float32, copy=False)
+        scored = FeatureFrame(
+            asset=frame.asset, values=out, names=self.names, channels=frame.channels, t0=frame.t0,
+            seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
+        )
+        return scored, events
+
+    def _score_slot(self, slot: _Slot, frame: FeatureFrame, z: F32 | None) -> F32:
+        n = len(frame.channels)
+        cfg, scorer = slot.cfg, slot.scorer
+        if cfg.assets and frame.asset not in cfg.assets:
+            return np.full(n, np.nan, np.float32)
+        if scorer.info.normalise == "baseline":
+            if z is None:
+                return np.full(n, np.nan, np.float32)
+            x = scorer.select(z)
+        else:
+            x = scorer.select(frame.values)
+        quality = frame.quality
+        if cfg.channels:
+            quality = np.where(np.isin(np.asarray(frame.channels), cfg.channels), quality, Quality.BAD)
+        return scorer.score(x, quality.astype(np.uint8))
+
+    def _alarms(
+        self, st: _Asset, slot: _Slot, frame: FeatureFrame, scores: F32, z: F32 | None, zone: F32 | None
+    ) -> list[Event]:
+        thr = self._threshold(st, slot)
+        if thr is None:
+            return []
+        name = slot.cfg.model_name
+        bank = st.banks.get(name)
+        if bank is None or bank.channels != frame.channels:
+            bank = st.banks[name] = AlarmBank(slot.cfg.alarm, asset=frame.asset, model=name,
+                                              channels=frame.channels)
+        top_n = slot.cfg.alarm.top_features
+        cols = slot.scorer.columns
+
+        def evidence(i: int) -> list[dict[str, Any]]:
+            if z is None:
+                return []
+            row = z[i, cols].astype(np.float64)
+            order = np.argsort(-np.nan_to_num(np.abs(row), nan=-1.0))[:top_n]
+            return [
+                {"name": slot.scorer.info.inputs[j], "z": round(float(row[j]), 3),
+                 "value": float(frame.values[i, cols[j]])}
+                for j in order if np.isfinite(row[j])
+            ]
+
+        return bank.update(scores, threshold=thr.value, centre=thr.centre, zone=zone, ts=frame.t0,
+                           seq=frame.seq, evidence=evidence)
+
+    # -- hot reload ---------------------------------------------------------------------------------
+    def _reload_due(self) -> list[Event]:
+        now = self._clock()
+        if not any(s.cfg.reload and now >= s.next_check for s in self._slots):
+            return []
+        return self.maybe_reload(now=now)
+
+    def maybe_reload(self, *, force: bool = False, now: float | None = None) -> list[Event]:
+        """Check model files whose interval is due (all if ``force``); swap in valid new versions."""
+        events: list[Event] = []
+        with self._lock:
+            t = self._clock() if now is None else now
+            for slot in self._slots:
+                if not slot.cfg.reload or (not force and t < slot.next_check):
+                    continue
+                slot.next_check = t + slot.cfg.reload_interval
+                ev = self._reload_slot(slot)
+                if ev is not None:
+                    events.append(ev)
+        return events
+
+    def _reload_slot(self, slot: _Slot) -> Event | None:
+        path = Path(slot.cfg.path)
+        name = slot.cfg.model_name
+        try:
+            st = path.stat()
+        except OSError as exc:
+            key = (-1, -1)
+            if slot.refused == key:
+                return None
+            slot.refused = key
+            return self._reload_event(name, False, f"model file {path} is unreadable ({exc}); keeping "
+                                      f"version {slot.scorer.info.version!r}", str(exc))
+        if st.st_mtime_ns == slot.scorer.mtime_ns or slot.refused == (st.st_mtime_ns, st.st_size):
+            return None
+        try:
+            new = load_scorer(path, self.feature_names, intra_op_threads=slot.cfg.intra_op_threads)
+        except ModelContractError as exc:
+            slot.refused = (st.st_mtime_ns, st.st_size)
+            log.warning("model %s: new file refused, old model stays: %s", name, exc)
+            return self._reload_event(name, False, f"model {name}: new file refused, keeping version "
+                                      f"{slot.scorer.info.version!r}: {exc}", str(exc))
+        old = slot.scorer
+        slot.scorer, slot.refused = new, None
+        if new.info.sha256 == old.info.sha256:
+            return None  # touched, same content
+        log.info("model %s reloaded: version %r -> %r", name, old.info.version, new.info.version)
+        return self._reload_event(
+            name, True, f"model {name} reloaded: version {old.info.version!r} -> {new.info.version!r}", "",
+            old=old.info.version, new=new.info.version, sha256=new.info.sha256,
+        )
+
+    @staticmethod
+    def _reload_event(model: str, accepted: bool, message: str, error: str, **extra: Any) -> Event:
+        return Event(
+            kind=EventKind.MODEL_RELOADED, source=f"model/{model}", message=message,
+            severity=Severity.INFO if accepted else Severity.WARNING,
+            data={"model": model, "accepted": accepted, "error": error, **extra},
+        )
+
+
+def build_detector(
+    models: Sequence[ModelConfig],
+    feature_names: Sequence[str],
+    baseline_dir: str | Path,
+    *,
+    baseline: BaselineConfig | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Detector:
+    """Load and contract-check every model; raise ModelContractError naming the model and the breach."""
+    if not models:
+        raise ModelContractError("build_detector: no models configured")
+    seen: set[str] = set()
+    slots = []
+    for i, cfg in enumerate(models):
+        name = cfg.model_name
+        if name in seen:
+            raise ModelContractError(f"models[{i}]: name {name!r} is used twice; give each model a unique name")
+        seen.add(name)
+        try:
+            scorer = load_scorer(cfg.path, feature_names, intra_op_threads=cfg.intra_op_threads)
+        except EdgekitError as exc:
+            raise ModelContractError(f"models[{i}] ({name}): {exc}") from exc
+        if cfg.threshold is None and not cfg.calibrate and scorer.info.threshold is None:
+            raise ModelContractError(
+                f"models[{i}] ({name}): no threshold: the model declares no edgekit.threshold, the config sets "
+                "no threshold and calibrate = false"
+            )
+        slots.append(_Slot(cfg=cfg, scorer=scorer))
+    return Detector(slots, feature_names, Path(baseline_dir), baseline or BaselineConfig(), clock)

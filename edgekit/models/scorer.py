@@ -1,0 +1,98 @@
+"""One loaded ONNX model and its batched scoring: every scorable row of a block in one ``session.run``.
+
+Rows with a NaN/inf input or bad quality are not sent to the model: their score is NaN. A
+:class:`Scorer` is immutable once built; hot reload builds a new one and swaps the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelContractError
+from ..types import Quality
+from .contract import ModelInfo, inspect_session, open_session
+
+__all__ = ["Scorer", "load_scorer"]
+
+F32 = npt.NDArray[np.float32]
+
+
+class Scorer:
+    """A contract-checked ONNX session plus the column indices it reads from a feature frame."""
+
+    def __init__(self, info: ModelInfo, session: object, columns: Sequence[int], mtime_ns: int) -> None:
+        self.info = info
+        self.session = session
+        self.columns = np.asarray(columns, dtype=np.intp)
+        self.mtime_ns = mtime_ns
+
+    def __repr__(self) -> str:
+        return (
+            f"Scorer({self.info.path!r}, version={self.info.version!r}, inputs={self.info.n_inputs}, "
+            f"sha256={self.info.sha256[:12]})"
+        )
+
+    def select(self, values: F32, names: Sequence[str] | None = None) -> F32:
+        """The model's input columns from a ``(rows, features)`` array laid out like the pipeline's names."""
+        if names is not None:
+            cols = np.asarray([list(names).index(n) for n in self.info.inputs], dtype=np.intp)
+            return np.ascontiguousarray(values[:, cols], dtype=np.float32)
+        return np.ascontiguousarray(values[:, self.columns], dtype=np.float32)
+
+    def run(self, x: F32) -> F32:
+        """Raw model scores for ``x`` (rows, n_inputs) float32 — all rows must be finite."""
+        if x.shape[0] == 0:
+            return np.empty(0, dtype=np.float32)
+        out = self.session.run([self.info.output_name], {self.info.input_name: x})[0]  # type: ignore[attr-defined]
+        return np.asarray(out, dtype=np.float32).reshape(x.shape[0])
+
+    def score(self, x: F32, quality: npt.NDArray[np.uint8] | None = None) -> F32:
+        """Scores for every row; NaN for rows with non-finite inputs or BAD quality (one run for the rest)."""
+        ok = np.isfinite(x).all(axis=1)
+        if quality is not None:
+            ok &= quality < Quality.BAD
+        scores = np.full(x.shape[0], np.nan, dtype=np.float32)
+        if ok.all():
+            scores[:] = self.run(x)
+        elif ok.any():
+            scores[ok] = self.run(np.ascontiguousarray(x[ok]))
+        return scores
+
+
+def load_scorer(
+    path: str | Path, feature_names: Sequence[str], *, intra_op_threads: int = 1, inter_op_threads: int = 1
+) -> Scorer:
+    """Read, contract-check and smoke-run a model; raise :class:`ModelContractError` if anything is wrong.
+
+    The smoke run scores a small batch of zeros and requires finite scores of the right shape, so a
+    model that loads but cannot run is refused here rather than on the first live block.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+        blob = p.read_bytes()
+    except OSError as exc:
+        raise ModelContractError(f"model {p}: cannot read the file: {exc}") from exc
+    session = open_session(blob, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
+    info = inspect_session(session, feature_names, where=f"model {p}", sha256=hashlib.sha256(blob).hexdigest())
+    names = list(feature_names)
+    scorer = Scorer(info, session, [names.index(n) for n in info.inputs], st.st_mtime_ns)
+    probe = np.zeros((3, info.n_inputs), dtype=np.float32)
+    try:
+        raw = scorer.session.run([info.output_name], {info.input_name: probe})[0]  # type: ignore[attr-defined]
+    except Exception as exc:  # onnxruntime's own error types
+        raise ModelContractError(f"model {p}: test run on a [3, {info.n_inputs}] batch failed: {exc}") from exc
+    arr = np.asarray(raw)
+    if arr.size != 3:
+        raise ModelContractError(
+            f"model {p}: test run on a [3, {info.n_inputs}] batch gave output shape {list(arr.shape)}; "
+            "wrong output shape: it must give one score per row ([batch] or [batch, 1])"
+        )
+    if not np.isfinite(arr.astype(np.float64)).all():
+        raise ModelContractError(f"model {p}: test run on an all-zero batch gave non-finite scores {arr.ravel()}")
+    return scorer
