@@ -4,6 +4,7 @@ The runtime calls :func:`build_detector` once at start-up and ``Detector.score(f
 see docs/models.md. ``annotate``/``check`` implement the model contract (``edgekit.models.contract``).
 """
 
+from .. import config as _config  # noqa: F401  (first: edgekit.config's schema imports .config below)
 from .alarms import AlarmBank, severity_of
 from .baseline import Baseline, BaselineLearner, calibrate_threshold, fit_baseline, load_baseline
 from .config import AlarmConfig, BaselineConfig, ModelConfig
