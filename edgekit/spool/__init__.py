@@ -1,1 +1,129 @@
-"""edgekit.spool."""
+"""The durable spool: an SQLite file between the pipeline and the uplinks (design and contract).
+
+Everything admitted here survives crashes and restarts until every uplink that routes it has
+acknowledged it; every record that is *not* kept (a full quota, a corrupt file) is counted and
+reported upstream as a gap record. User guide: ``docs/spool.md``.
+
+On-disk format (``FORMAT_VERSION`` 1; one SQLite database in WAL mode, ``<path>`` + ``-wal``/``-shm``)
+----------------------------------------------------------------------------------------------
+``meta(key TEXT PRIMARY KEY, value TEXT)``
+    ``format`` (``"1"``), ``epoch`` (32 hex chars, random, created with the file), ``created``
+    (unix time), and after a quarantine ``previous_epoch`` and ``quarantined_file``.
+``streams(stream TEXT PRIMARY KEY, last_seq INTEGER, kinds TEXT)``
+    The last sequence number *assigned* in each stream (it never decreases, so a seq is never
+    reused within an epoch) and the comma-separated record kinds seen in it.
+``records(id INTEGER PRIMARY KEY, stream, seq, kind, ts, size, crc, blob)``
+    One row per batch; ``blob`` is :func:`edgekit.codec.pack` output (opaque here), ``size`` =
+    ``len(blob)``, ``crc`` = ``zlib.crc32(blob)`` (checked by :meth:`Spool.integrity_check`).
+    ``id`` grows with admission order, so ``ORDER BY id`` is "oldest first". A covering index
+    ``records_by_stream(stream, seq, kind, size, ts)`` serves paging, acks and backlog counts.
+``cursors(uplink TEXT, stream TEXT, acked INTEGER, PRIMARY KEY(uplink, stream))``
+    Highest seq acknowledged (cumulatively) by each uplink in each stream; no row means 0.
+``open_gaps(stream, reason, first_seq, last_seq, count, since, PRIMARY KEY(stream, reason))``
+    Drops counted but not yet sealed into a gap record (see *Gaps*).
+
+Invariants
+----------
+I1  Per stream, seqs are assigned 1, 2, 3, … by :meth:`Spool.append` / ``append_many`` in one
+    writer transaction with the row itself; a seq is consumed even when its record is dropped
+    under ``drop_newest`` or ``oversize`` (so upstream sees a dense sequence in which every hole is
+    covered by a gap record's count), and never reused within an epoch.
+I2  A row is *pending* for uplink U iff U routes its kind and ``seq > acked(U, stream)``.
+I3  A row is deleted (pruned) only when every uplink that routes its kind has acked it, or when it
+    is dropped by the full policy; pruning runs in bounded chunks (``prune_chunk`` rows per
+    transaction) after acks and before any drop, so an ack never stalls the loop on a big delete.
+I4  Every dropped record is counted exactly once, in ``open_gaps`` in the *same transaction* as the
+    drop; an open gap is sealed into a gap record (also in one transaction) — so the counts in gap
+    records always sum to the number of drops, through crashes too.
+I5  Kinds routed by no uplink are assigned a seq but not stored (nobody would ever read them);
+    ``stats()["unrouted"]`` counts them. Routes are given at open and may change between runs:
+    a new uplink starts with cursor 0 and receives everything still stored.
+
+Durability: what is synced when
+-------------------------------
+Every public write is one SQLite transaction (``BEGIN IMMEDIATE`` … ``COMMIT``). In WAL mode with
+``synchronous=FULL`` (default) the WAL is fsynced at every commit, so when ``append`` returns, the
+row survives a power loss; ``append_many`` is one transaction = one fsync for the whole group
+(group commit — use it). With ``synchronous="normal"`` a commit survives a process crash (SIGKILL)
+but the last transactions may be rolled back by a power loss; the file is never corrupted either
+way. Torn writes: WAL frames carry checksums and a commit marker; on the next open SQLite replays
+only complete, checksummed transactions, so a kill during a commit loses exactly that uncommitted
+transaction (``append`` had not returned, no seq was handed out). Acks are durable at the same
+level; a lost ack only causes a resend, which the collector deduplicates by (gateway, stream, seq).
+
+Full policy (``max_bytes`` quota on stored blob bytes, ``reserve_free_bytes`` of free disk)
+------------------------------------------------------------------------------------------
+The quota counts ``sum(len(blob))`` of stored rows (the file itself is larger by page overhead and
+the WAL, bounded by ``wal_size_limit``). Free disk is read with :func:`shutil.disk_usage` at most
+every ``disk_check_every`` appends or ``disk_check_interval`` seconds; below the reserve the spool
+may not grow (the limit becomes the bytes stored now). A batch that does not fit:
+
+* ``drop_oldest``: prune what is fully acked, then drop the oldest non-gap rows (by admission
+  order, across streams) until it fits; each drop is counted under reason ``drop_oldest``.
+* ``drop_newest``: the new record is not stored (``append`` returns ``None``), reason
+  ``drop_newest``.
+* ``block``: raise :class:`~edgekit.errors.SpoolFull` and admit nothing of the call (all or
+  nothing); the caller waits with :meth:`Spool.wait_for_space` and retries — back-pressure.
+
+A single record larger than the whole quota is dropped under every policy (reason ``oversize``;
+under ``block`` waiting could never help). ``append_many`` under ``block`` whose items together
+exceed the quota raises :class:`~edgekit.errors.SpoolError` (split the batch). Gap records
+themselves (kind ``gap``) are exempt: always admitted, never dropped (they are ~100 bytes).
+
+Gaps
+----
+Drops of stream ``S`` are coalesced per (stream, reason) into one open gap while the first drop is
+younger than ``gap_interval``; the next write after that (or :meth:`Spool.flush_gaps`, ``close``,
+or the next open after a crash) seals it into a :class:`~edgekit.codec.GapRecord` ``(stream=S,
+first_seq, last_seq, count, reason, ts=time of the first drop)`` appended as kind ``gap`` to
+stream ``gap/S`` (:func:`gap_stream`). ``count`` is exact; the range may also contain seqs that
+were delivered (drops interleaved with admissions), so upstream checks
+``count == (last_seq - first_seq + 1) - delivered seqs in range``. Route ``"gap"`` to every uplink
+that should hear about losses.
+
+Corruption and disk full
+------------------------
+On open, ``PRAGMA quick_check`` (``integrity_on_open``) plus a schema/meta check. A file that is
+not a database, fails the check or lacks the schema is *quarantined*: it and its ``-wal``/``-shm``
+are renamed to ``<path>.corrupt-<UTC time>`` (+``-wal``/``-shm``, so ``sqlite3`` can still open it
+for forensics), an ERROR is logged, a new file with a NEW epoch is created, and one gap record per
+stream that could be salvaged from the old file is written, reason ``corrupt``, with ``count`` =
+the rows still stored there (best estimate of what was not yet delivered; seqs refer to the old
+epoch, named in ``meta.previous_epoch``), or — if nothing could be read — one gap record for stream
+``"*"`` with ``count = -1`` (unknown). ``stats()["quarantined"]`` counts it. A file with a *newer*
+format version is not touched: :class:`~edgekit.errors.SpoolError`.
+
+During operation, ``SQLITE_FULL`` ("database or disk is full") rolls the transaction back, marks
+the disk as low (so the full policy applies to the next call) and raises :class:`SpoolDiskFull`; a
+malformed-database error raises :class:`SpoolCorrupt` (reopen the spool to quarantine it). Both
+subclass :class:`~edgekit.errors.SpoolError`; nothing of that call was admitted, nothing crashes.
+
+Threads
+-------
+Two SQLite connections, each with its own lock: the *ingest* connection (``append``,
+``append_many``, sealing gaps, ``wait_for_space``) used by the pipeline worker thread, and the
+*delivery* connection (``pending``, ``ack``, ``first_unacked``, ``backlog``, ``prune``,
+``integrity_check``) used by the asyncio loop thread. WAL lets delivery read while ingest commits;
+writers are serialised by SQLite (``busy_timeout``) and every write transaction is short (one group
+of rows, or one ack plus at most ``prune_chunk`` deletes). Any method may be called from any thread.
+Lock order: delivery → ingest → in-memory state.
+"""
+
+# edgekit.config imports every section type (this package's config too): load it first, or importing
+# edgekit.spool before edgekit.config would enter that cycle from the wrong end.
+from .. import config as _config  # noqa: F401  (import order, see above)
+from .config import SpoolConfig
+from .errors import SpoolCorrupt, SpoolDiskFull
+from .gaps import gap_stream
+from .spool import FORMAT_VERSION, KINDS, Spool, SpoolRow
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KINDS",
+    "Spool",
+    "SpoolConfig",
+    "SpoolCorrupt",
+    "SpoolDiskFull",
+    "SpoolRow",
+    "gap_stream",
+]

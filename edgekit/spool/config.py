@@ -1,12 +1,39 @@
-"""Spool configuration (placeholder until the spool lands)."""
+"""Spool configuration: the ``[spool]`` table (file, durability, quota, full policy, gap coalescing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from ..config.parse import opt
+from ..config.parse import ByteSize, Duration, opt
+from ..errors import ConfigError
+
+__all__ = ["SpoolConfig"]
 
 
 @dataclass(frozen=True)
 class SpoolConfig:
     path: str = opt("", "Spool database file; empty means <gateway.data_dir>/spool.sqlite")
+    synchronous: Literal["full", "normal"] = opt(
+        "full", "full: every commit is fsynced (survives power loss); normal: survives a process crash only")
+    max_bytes: ByteSize = opt(1 << 30, "Quota on stored record bytes (blob sizes); beyond it the full policy applies")
+    reserve_free_bytes: ByteSize = opt(
+        256 << 20, "Free space to leave on the spool's filesystem; below it the spool stops growing")
+    full_policy: Literal["drop_oldest", "drop_newest", "block"] = opt(
+        "drop_oldest", "When full: drop the oldest stored records, drop the new ones, or block the pipeline")
+    gap_interval: Duration = opt(1.0, "Drops within this window are coalesced into one gap record per stream")
+    disk_check_every: int = opt(64, "Re-read free disk space at least every N appends")
+    disk_check_interval: Duration = opt(5.0, "…and at least this often")
+    prune_chunk: int = opt(512, "Most rows deleted per transaction when pruning acknowledged records")
+    integrity_on_open: Literal["quick", "full", "off"] = opt(
+        "quick", "Check run on open (PRAGMA quick_check / integrity_check); a failing file is quarantined")
+    busy_timeout: Duration = opt(10.0, "How long a writer waits for the other connection's transaction")
+    wal_size_limit: ByteSize = opt(64 << 20, "WAL file size kept after a checkpoint (journal_size_limit)")
+
+    def _validate(self) -> None:
+        if self.max_bytes < 1:
+            raise ConfigError("max_bytes", f"{self.max_bytes!r} must be >= 1 byte")
+        if self.disk_check_every < 1:
+            raise ConfigError("disk_check_every", f"{self.disk_check_every!r} must be >= 1")
+        if self.prune_chunk < 1:
+            raise ConfigError("prune_chunk", f"{self.prune_chunk!r} must be >= 1")
