@@ -6,7 +6,15 @@ Public API (see docs/simulator.md): :class:`MachineSignal`, :class:`FaultSpec`,
 
 from __future__ import annotations
 
-from .physics import BEARINGS, FAULT_KINDS, BearingGeometry, FaultSpec, MachineSignal, ProcessModel, ProcessState
+from .physics import (
+    BEARINGS,
+    FAULT_KINDS,
+    BearingGeometry,
+    FaultSpec,
+    MachineSignal,
+    ProcessModel,
+    ProcessState,
+)
 
 __all__ = [
     "BEARINGS",
