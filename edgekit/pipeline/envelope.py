@@ -1,0 +1,135 @@
+"""Envelope spectrum (rolling-bearing demodulation) computed from the shared block FFT.
+
+Band-pass and analytic signal share one step: the bins of the band ``[lo, hi]`` are copied, doubled,
+to the start of a shorter buffer (a frequency shift, which leaves ``|z|`` unchanged) and inverse
+transformed. The buffer length ``M = next_fast_len(band bins + max_env_hz/Δf)`` keeps the (squared)
+envelope spectrum free of aliasing up to ``max_env_hz`` while costing far less than a full-length
+inverse FFT. Envelope ``|z|`` (or ``|z|²`` with ``squared=True``), mean removed (DC bin zeroed),
+spectrum with a Hann window (3-tap in frequency), amplitudes as one-sided peak values. Δf = fs/N.
+
+Features: ``env_peak_hz`` and ``env_peak_amp`` (strongest line in ``peak_range_hz``, frequency refined
+by parabolic interpolation), and with a bearing geometry ``env_bpfo_amp``, ``env_bpfi_amp``,
+``env_bsf_amp``, ``env_ftf_amp``: root-sum-square over harmonics ``h = 1..bearing_harmonics`` of the
+largest amplitude within ``h·f_d·(1 ± slip_tolerance)`` (at least ±1 bin); NaN when neither the
+block nor ``rpm`` gives a shaft speed, or the fundamental lies above the envelope's range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+
+from ..errors import PipelineError
+from .base import F32, Spectrum, Stage
+from .bearings import BearingGeometry
+from .harmonics import speed_or_fallback
+from .spectral import bins_in
+
+__all__ = ["BEARING_FEATURES", "Envelope"]
+
+BEARING_FEATURES = ("env_bpfo_amp", "env_bpfi_amp", "env_bsf_amp", "env_ftf_amp")
+_DEFECTS = ("bpfo", "bpfi", "bsf", "ftf")
+
+
+class Envelope(Stage):
+    def __init__(
+        self,
+        band_hz: tuple[float, float] | None = None,
+        squared: bool = False,
+        geometry: BearingGeometry | None = None,
+        rpm: float = 0.0,
+        slip_tolerance: float = 0.02,
+        bearing_harmonics: int = 3,
+        peak_range_hz: tuple[float, float] = (5.0, 500.0),
+        max_env_hz: float = 1000.0,
+    ) -> None:
+        self.band_hz = band_hz
+        self.squared = squared
+        self.geometry = geometry
+        self.rpm = rpm
+        self.slip_tolerance = slip_tolerance
+        self.bearing_harmonics = bearing_harmonics
+        self.peak_range_hz = peak_range_hz
+        self.max_env_hz = max_env_hz
+
+    def feature_names(self) -> tuple[str, ...]:
+        return ("env_peak_hz", "env_peak_amp") + (BEARING_FEATURES if self.geometry is not None else ())
+
+    def _plan(self, fs: float, n: int) -> None:
+        lo, hi = self.band_hz if self.band_hz else (fs / 8, 0.45 * fs)
+        k0, k1 = bins_in(lo, hi, fs, n)
+        if k1 - k0 < 8:
+            raise PipelineError(f"envelope band {lo:g}-{hi:g} Hz holds too few bins at fs={fs} Hz, n={n}")
+        df = fs / n
+        top = max(self.max_env_hz, self.peak_range_hz[1])
+        kmax = int(np.ceil(top / df)) + 2
+        m = sfft.next_fast_len(k1 - k0 + 1 + kmax, real=False)
+        kmax = min(kmax, m // 2 - 1)
+        p0, p1 = bins_in(self.peak_range_hz[0], self.peak_range_hz[1], fs, n)
+        p0, p1 = max(p0, 1), min(p1, kmax)
+        if p1 < p0:
+            raise PipelineError(f"envelope peak range {self.peak_range_hz} holds no bin at fs={fs} Hz, n={n}")
+        self.band_bins_ = (k0, k1)
+        self.m_ = m
+        self.kmax_ = kmax
+        self.peak_bins_ = (p0, p1)
+        self.df_ = df
+        self.zscale_ = np.float32(2.0 * m / n)
+
+    def spectrum(self, s: Spectrum) -> tuple[np.ndarray, F32]:
+        """Frequencies (Hz) and envelope amplitude spectrum ``(channels, kmax+1)`` of one block."""
+        if not hasattr(self, "m_"):
+            raise PipelineError("Envelope is not fitted; call fit(x, fs) first")
+        k0, k1 = self.band_bins_
+        Z = np.zeros((s.X.shape[0], self.m_), dtype=np.complex64)
+        np.multiply(s.X[:, k0 : k1 + 1], self.zscale_, out=Z[:, : k1 - k0 + 1])
+        z = sfft.ifft(Z, axis=-1, workers=1, overwrite_x=True)
+        if self.squared:
+            e = np.square(z.real)
+            e += np.square(z.imag)
+        else:
+            e = np.abs(z)
+        E = sfft.rfft(e, axis=-1, workers=1)[:, : self.kmax_ + 2]
+        E[:, 0] = 0  # mean removed
+        A = np.abs(E[:, 1:-1] - 0.5 * (E[:, :-2] + E[:, 2:])) * np.float32(2.0 / self.m_)
+        amp = np.empty((A.shape[0], self.kmax_ + 1), dtype=np.float32)
+        amp[:, 0] = 0
+        amp[:, 1:] = A
+        return np.arange(self.kmax_ + 1) * self.df_, amp
+
+    def _transform(self, s: Spectrum, speed_hz: float | None, unit_scale: F32 | None) -> F32:
+        _, amp = self.spectrum(s)
+        c = amp.shape[0]
+        p0, p1 = self.peak_bins_
+        seg = amp[:, p0 - 1 : p1 + 2]
+        k = np.argmax(seg[:, 1:-1], axis=1) + 1
+        rows = np.arange(c)
+        a, b, cc = seg[rows, k - 1], seg[rows, k], seg[rows, k + 1]
+        den = a - 2 * b + cc
+        delta = np.where(den < 0, 0.5 * (a - cc) / np.where(den < 0, den, -1), 0.0)
+        out = np.empty((c, len(self.feature_names())), dtype=np.float32)
+        out[:, 0] = (k + p0 - 1 + np.clip(delta, -0.5, 0.5)) * self.df_
+        out[:, 1] = b
+        if self.geometry is None:
+            return out
+        if not (speed_hz and speed_hz > 0) and self.rpm <= 0:
+            out[:, 2:] = np.nan  # no speed for this block: lines unknown, the peak still is
+            return out
+        fr = speed_or_fallback("Envelope bearing lines", speed_hz, self.rpm)
+        mult = self.geometry.multipliers().as_dict()
+        f = np.array([mult[d] for d in _DEFECTS])[:, None] * fr * np.arange(1, self.bearing_harmonics + 1)
+        lo = np.floor(f * (1 - self.slip_tolerance) / self.df_).astype(np.intp)
+        hi = np.ceil(f * (1 + self.slip_tolerance) / self.df_).astype(np.intp)
+        centre = np.rint(f / self.df_).astype(np.intp)
+        lo = np.minimum(lo, centre - 1)
+        hi = np.maximum(hi, centre + 1)
+        width = int((hi - lo).max()) + 1
+        idx = lo[..., None] + np.arange(width)  # (defect, harmonic, width)
+        valid = (idx <= hi[..., None]) & (idx >= 1) & (idx <= self.kmax_)
+        vals = np.where(valid, amp[:, np.clip(idx, 0, self.kmax_)], 0.0)
+        line = vals.max(axis=-1)  # (c, defect, harmonic)
+        usable = centre <= self.kmax_
+        rss = np.sqrt(np.sum(np.where(usable, np.square(line), 0.0), axis=-1))
+        rss[:, ~usable[:, 0]] = np.nan
+        out[:, 2:] = rss
+        return out
