@@ -68,6 +68,8 @@ class Users:
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> User | None:
+        if username is None:
+            return User(role=UserRole.User)  # anonymous stays allowed
         if username in self.users and self.users[username] == password:
             return User(role=UserRole.User, name=username)
         return None
@@ -110,7 +112,7 @@ class TestServer:
                     T.Aes128Sha256RsaOaep_SignAndEncrypt, T.Aes256Sha256RsaPss_Sign, T.Aes256Sha256RsaPss_SignAndEncrypt]
             s.set_security_policy(([T.NoSecurity] if self.allow_none else []) + pols)
         if self.users:
-            s.set_identity_tokens([ua.UserNameIdentityToken])
+            s.set_identity_tokens([ua.AnonymousIdentityToken, ua.UserNameIdentityToken])
         ns = await s.register_namespace(NAMESPACE)
         assert ns == 2, ns
         objects = s.nodes.objects
