@@ -89,7 +89,7 @@ def _where(path: str) -> str:
 
 
 def open_session(
-    model: str | Path | bytes, *, intra_op_threads: int = 1, inter_op_threads: int = 1
+    model: str | Path | bytes, *, intra_op_threads: int = 1, inter_op_threads: int = 1, where: str = ""
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime session configured for a gateway: few threads, sequential execution, CPU only."""
     import onnxruntime as ort
@@ -100,7 +100,7 @@ def open_session(
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     source = model if isinstance(model, bytes) else str(model)
-    where = "in-memory model" if isinstance(model, bytes) else str(model)
+    where = where or ("in-memory model" if isinstance(model, bytes) else str(model))
     try:
         return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
@@ -257,7 +257,7 @@ def check(model_path: str | Path, feature_names: Sequence[str]) -> ModelInfo:
         blob = path.read_bytes()
     except OSError as exc:
         raise ModelContractError(f"{_where(str(path))}: cannot read the file: {exc}") from exc
-    session = open_session(blob)
+    session = open_session(blob, where=str(path))
     return inspect_session(
         session, feature_names, where=_where(str(path)), sha256=hashlib.sha256(blob).hexdigest()
     )

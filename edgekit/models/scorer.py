@@ -78,7 +78,9 @@ def load_scorer(
         blob = p.read_bytes()
     except OSError as exc:
         raise ModelContractError(f"model {p}: cannot read the file: {exc}") from exc
-    session = open_session(blob, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
+    session = open_session(
+        blob, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads, where=str(p)
+    )
     info = inspect_session(session, feature_names, where=f"model {p}", sha256=hashlib.sha256(blob).hexdigest())
     names = list(feature_names)
     scorer = Scorer(info, session, [names.index(n) for n in info.inputs], st.st_mtime_ns)
