@@ -9,8 +9,8 @@ and no *barrier* lies in that span. Greedy left-to-right merging is optimal for 
 Barriers are learned: when a device answers a merged request with exception 2 (illegal data
 address), the client bisects the request (:func:`split`) until the parts are accepted; a gap between
 two accepted parts holds refused addresses, so it becomes a barrier (:meth:`ReadPlanner.refuse`), and
-the plan is rebuilt never to span it again. A single tag that is refused on its own stays a request
-of its own and reads as BAD ``illegal data address``.
+the plan is rebuilt so that no request spans a barrier again. A single tag that is refused on its
+own becomes a barrier itself: it stays a request of its own and reads as BAD ``illegal data address``.
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def coalesce(table: str, tags: Sequence[ResolvedTag], *, limit: int, max_gap: in
         if group:
             new_end = max(end, t.end)
             gap = t.address - end
-            if new_end - start <= limit and gap <= max_gap and not _blocked(min(end, t.address), max(end, t.address),
-                                                                             barriers):
+            if new_end - start <= limit and gap <= max_gap and not _blocked(start, new_end, barriers):
                 group.append(t)
                 end = new_end
                 continue

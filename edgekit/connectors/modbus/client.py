@@ -1,0 +1,505 @@
+"""The Modbus connector of one connection: scheduling, fault handling, down/up reporting, writes.
+
+One :class:`ModbusConnector` per ``[[modbus]]`` connection runs as one task, so a dead or slow link
+never delays devices on other connections. Inside the task a single scheduler serves every
+(device, poll class) and waveform job in due order over the connection's one link (one request at a
+time — what a serial bus requires and what pymodbus does per socket anyway).
+
+Fault rules:
+
+* a request that times out (after ``retries``), gets an exception response or garbage makes its
+  tags' points BAD with the reason; the loop carries on;
+* a link that cannot connect, or is lost, is reopened with exponential backoff (``reconnect_min`` →
+  ``reconnect_max``, ±20 % jitter); while it is down every due scan yields BAD ``not connected``
+  points, so consumers see the outage instead of silence;
+* two timeouts in a row on a TCP link with no answer in between close it (half-open sockets never
+  recover by themselves) and it is reopened as above;
+* a device whose scans failed ``down_after`` times in a row is reported down (Event) and polled
+  less often — its interval doubles per failed scan up to ``down_poll_max`` — until it answers
+  (Event up), so a dead unit on a shared bus costs little time;
+* a watchdog checks that the poll loop keeps to its own schedule; a loop that is late by more than
+  the request budget plus ``watchdog`` is cancelled and restarted (Event, ERROR log). Time spent
+  waiting for a full sink is back-pressure and does not count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, ConnectorError, DecodeError, DeviceTimeout, EdgekitError
+from ...runtime.interfaces import Sink
+from ...types import Event, EventKind, PointBatch, Quality, Severity
+from .config import ModbusConnectionConfig
+from .decode import encode_value
+from .device import ResolvedDevice, ResolvedTag, resolve_device
+from .planner import ReadPlanner, ReadRequest, split
+from .transport import ModbusExceptionResponse, ModbusLink
+from .waveform import WaveformReader
+
+__all__ = ["ModbusConnector"]
+
+log = logging.getLogger("edgekit.modbus")
+
+BISECT_CODES = (2, 3)  # illegal data address; some devices answer "illegal data value" to a long read
+
+
+@dataclass
+class _DeviceState:
+    dev: ResolvedDevice
+    planner: ReadPlanner
+    waveforms: list[WaveformReader]
+    state: str = "unknown"  # unknown | up | down
+    failures: int = 0  # consecutive failed scans
+    last_good_read: float | None = None
+    last_error: str = ""
+    errors: Counter[str] = field(default_factory=Counter)
+    scans: int = 0
+    reported: dict[str, float] = field(default_factory=dict)  # deadband memory
+    last_values: dict[str, float] = field(default_factory=dict)
+    class_tags: dict[str, tuple[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
+    tag_map: dict[str, ResolvedTag] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tag_map = {t.name: t for t in self.dev.tags}
+
+    def tags_of(self, cls: str) -> tuple[tuple[str, ...], dict[str, int]]:
+        if cls not in self.class_tags:
+            names = tuple(t.name for t in self.dev.tags if t.poll == cls)
+            self.class_tags[cls] = (names, {n: i for i, n in enumerate(names)})
+        return self.class_tags[cls]
+
+
+@dataclass
+class _Job:
+    due: float
+    ds: _DeviceState
+    poll_class: str
+    interval: float
+    reader: WaveformReader | None = None
+
+
+class _Backoff:
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi, self.current = lo, hi, lo
+
+    def next(self) -> float:
+        delay = self.current * random.uniform(0.8, 1.2)
+        self.current = min(self.hi, self.current * 2)
+        return min(delay, self.hi)
+
+    def reset(self) -> None:
+        self.current = self.lo
+
+
+class ModbusConnector:
+    """Polls every device of one connection into a :class:`~edgekit.runtime.interfaces.Sink`."""
+
+    def __init__(self, cfg: ModbusConnectionConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.link = ModbusLink(cfg)
+        self.devices: dict[str, _DeviceState] = {}
+        for dcfg in cfg.devices:
+            dev = resolve_device(dcfg, max_registers=cfg.max_registers, max_bits=cfg.max_bits)
+            planner = ReadPlanner(dev, max_registers=cfg.max_registers, max_bits=cfg.max_bits,
+                                  max_gap=cfg.max_gap, max_gap_bits=cfg.max_gap_bits)
+            readers = [WaveformReader(dev.name, dev.unit_id, w, max_registers=cfg.max_registers, max_gap=cfg.max_gap)
+                       for w in dev.waveforms]
+            self.devices[dev.name] = _DeviceState(dev, planner, readers)
+        self.errors: Counter[str] = Counter()
+        self.scans = 0
+        self.loop_restarts = 0
+        self.connected_once = False
+        self.last_good_read: float | None = None
+        self._sink: Sink | None = None
+        self._deadline = math.inf
+        self._in_sink = False
+        self._link_silent = 0
+        self._link_down_reported = False
+        self._backoff = _Backoff(cfg.reconnect_min, cfg.reconnect_max)
+        self._request_budget = (cfg.retries + 1) * (cfg.timeout + 0.5) + self.link.inter_frame_s
+        self._grace = cfg.watchdog or 5.0
+
+    def __repr__(self) -> str:
+        return f"ModbusConnector({self.name!r}, {self.link!r}, {len(self.devices)} devices)"
+
+    # ------------------------------------------------------------------ public API
+
+    async def run(self, sink: Sink) -> None:
+        """Poll until cancelled. Device and link faults are retried, never raised."""
+        self._sink = sink
+        restart = _Backoff(0.1, 5.0)
+        try:
+            while True:
+                self._progress(time.monotonic() + self.cfg.timeout + 1.0 + self._request_budget)
+                task = asyncio.create_task(self._poll_loop(), name=f"modbus-{self.name}-poll")
+                reason = await self._watch(task)
+                self.loop_restarts += 1
+                log.error("modbus %s: poll loop restarted: %s", self.name, reason)
+                sink.event(Event(EventKind.TASK_RESTARTED, self.name, f"modbus poll loop restarted: {reason}",
+                                 Severity.WARNING, data={"connection": self.name}))
+                self.link.close()
+                await asyncio.sleep(restart.next())
+        finally:
+            self.link.close()
+
+    def health(self) -> dict[str, Any]:
+        devs = {}
+        for name, ds in self.devices.items():
+            devs[name] = {
+                "unit_id": ds.dev.unit_id, "state": ds.state, "last_good_read": ds.last_good_read,
+                "consecutive_failures": ds.failures, "last_error": ds.last_error, "errors": dict(ds.errors),
+                "scans": ds.scans, "requests_per_scan": ds.planner.total_requests(),
+                "refused": {k: [list(r) for r in v] for k, v in ds.planner.refused_ranges().items()},
+                "waveforms": {r.w.name: {"blocks": r.blocks, "torn": r.torn, "gaps": r.gaps, "last_seq": r.last_seq}
+                              for r in ds.waveforms},
+            }
+        states = [d["state"] for d in devs.values()]
+        if not self.link.connected:
+            state = "connecting" if not self.connected_once else "down"
+        elif states and all(s == "down" for s in states):
+            state = "down"
+        elif any(s == "down" for s in states):
+            state = "degraded"
+        else:
+            state = "up"
+        return {
+            "state": state, "connected": self.link.connected, "transport": self.cfg.transport,
+            "endpoint": self.link.where, "last_good_read": self.last_good_read, "errors": dict(self.errors),
+            "requests": self.link.requests, "scans": self.scans, "loop_restarts": self.loop_restarts,
+            "devices": devs,
+        }
+
+    async def write(self, device: str, tag: str, value: object) -> None:
+        """Write ``value`` (engineering units) to a writable tag: FC5/FC6, or FC15/FC16 for multi-register
+        values and devices with ``write_multiple``. Raises ConfigError for an unknown/read-only tag or a
+        value that does not fit, and the link's errors (DeviceTimeout, DeviceRefused, ConnectorError)."""
+        ds = self.devices.get(device)
+        if ds is None:
+            raise ConfigError(device, f"no such device on connection {self.name!r} ({', '.join(self.devices)})")
+        try:
+            t = ds.dev.tag(tag)
+        except KeyError:
+            raise ConfigError(f"{device}.{tag}", "no such tag") from None
+        if not t.writable:
+            raise ConfigError(f"{device}.{tag}", "is not writable (set writable = true on the tag)")
+        try:
+            payload = encode_value(t, value)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise ConfigError(f"{device}.{tag}", str(exc)) from None
+        await self.link.write(t.table, t.address, payload, ds.dev.unit_id, multiple=ds.dev.write_multiple)
+        log.info("modbus %s: wrote %s.%s = %r", self.name, device, tag, value)
+
+    # ------------------------------------------------------------------ watchdog
+
+    def _progress(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    async def _watch(self, task: asyncio.Task[None]) -> str:
+        period = max(0.05, min(1.0, self._grace / 4))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=period)
+                if done:
+                    exc = task.exception()
+                    return f"poll loop ended: {type(exc).__name__}: {exc}" if exc else "poll loop ended"
+                late = time.monotonic() - self._deadline
+                if not self._in_sink and late > self._grace:
+                    return f"no progress for {late + self._grace:.1f}s (watchdog)"
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    # ------------------------------------------------------------------ poll loop
+
+    def _jobs(self) -> list[_Job]:
+        now = time.monotonic()
+        jobs = []
+        for ds in self.devices.values():
+            for cls in ds.planner.poll_classes:
+                if ds.planner.requests(cls):
+                    jobs.append(_Job(now, ds, cls, ds.dev.poll[cls]))
+            for r in ds.waveforms:
+                jobs.append(_Job(now, ds, r.w.poll, ds.dev.poll[r.w.poll], r))
+        return jobs
+
+    def _interval(self, job: _Job) -> float:
+        ds = job.ds
+        if ds.state != "down":
+            return job.interval
+        extra = ds.failures - self.cfg.down_after + 1
+        slow = min(self.cfg.down_poll_max, job.interval * 2 ** min(extra, 30))
+        return max(job.interval, slow * random.uniform(0.9, 1.1))
+
+    def _reschedule(self, job: _Job, now: float) -> None:
+        interval = self._interval(job)
+        nxt = job.due + interval
+        if nxt <= now:  # overran: keep the phase, skip the missed slots
+            nxt += math.ceil((now - nxt) / interval) * interval if interval > 0 else 0
+            if nxt <= now:
+                nxt = now + interval
+        job.due = nxt
+
+    async def _poll_loop(self) -> None:
+        jobs = self._jobs()
+        if not jobs:
+            self._progress(math.inf)
+            await asyncio.Event().wait()
+        while True:
+            now = time.monotonic()
+            if not self.link.connected:
+                self._progress(now + self.cfg.timeout + 1.5 + self._grace)
+                try:
+                    await self.link.connect()
+                except ConnectorError as exc:
+                    await self._link_failed(jobs, str(exc))
+                    delay = self._backoff.next()
+                    self._progress(time.monotonic() + delay)
+                    await asyncio.sleep(delay)
+                    continue
+                self._link_up()
+            job = min(jobs, key=lambda j: j.due)
+            wait = job.due - time.monotonic()
+            if wait > 0:
+                self._progress(job.due)
+                await asyncio.sleep(wait)
+            self._progress(time.monotonic() + self._request_budget)
+            if job.reader is None:
+                await self._scan(job.ds, job.poll_class)
+            else:
+                await self._wave(job.ds, job.reader)
+            self.scans += 1
+            self._reschedule(job, time.monotonic())
+
+    def _link_up(self) -> None:
+        self.connected_once = True
+        self._backoff.reset()
+        self._link_silent = 0
+        if self._link_down_reported:
+            self._link_down_reported = False
+            assert self._sink is not None
+            self._sink.event(Event(EventKind.CONNECTOR_UP, self.name, f"modbus {self.link.where} connected",
+                                   data={"connection": self.name}))
+        log.info("modbus %s: connected to %s", self.name, self.link.where)
+
+    async def _link_failed(self, jobs: list[_Job], reason: str) -> None:
+        self.errors["connection"] += 1
+        assert self._sink is not None
+        if not self._link_down_reported:
+            self._link_down_reported = True
+            log.warning("modbus %s: %s", self.name, reason)
+            self._sink.event(Event(EventKind.CONNECTOR_DOWN, self.name, f"modbus link down: {reason}",
+                                   Severity.WARNING, data={"connection": self.name, "reason": reason}))
+        now = time.monotonic()
+        for job in jobs:
+            if job.due <= now:
+                if job.reader is None:
+                    names, _ = job.ds.tags_of(job.poll_class)
+                    await self._emit(job.ds, names, np.full(len(names), np.nan), np.full(len(names), time.time()),
+                                     np.full(len(names), Quality.BAD, np.uint8), [f"not connected: {reason}"] * len(names),
+                                     None)
+                self._account(job.ds, answered=False, error=f"not connected: {reason}", kind="connection")
+                self._reschedule(job, now)
+
+    def _account(self, ds: _DeviceState, *, answered: bool, error: str = "", kind: str = "") -> None:
+        assert self._sink is not None
+        ds.scans += 1
+        if error:
+            ds.last_error = error
+            ds.errors[kind] += 1
+            self.errors[kind] += 1
+        if answered:
+            ds.failures = 0
+            if ds.state != "up":
+                if ds.state == "down":
+                    log.info("modbus %s: device %s answers again", self.name, ds.dev.name)
+                    self._sink.event(Event(EventKind.CONNECTOR_UP, ds.dev.name, f"device {ds.dev.name} answers again",
+                                           data={"connection": self.name, "unit_id": ds.dev.unit_id}))
+                ds.state = "up"
+            return
+        ds.failures += 1
+        if ds.state != "down" and ds.failures >= self.cfg.down_after:
+            ds.state = "down"
+            log.warning("modbus %s: device %s down after %d failed scans: %s", self.name, ds.dev.name,
+                        ds.failures, error)
+            self._sink.event(Event(EventKind.CONNECTOR_DOWN, ds.dev.name,
+                                   f"device {ds.dev.name} down after {ds.failures} failed scans: {error}",
+                                   Severity.WARNING, data={"connection": self.name, "unit_id": ds.dev.unit_id,
+                                                           "reason": error}))
+
+    def _link_result(self, exc: BaseException | None) -> None:
+        """Track answers vs. timeouts on the link; close a TCP link that went silent (half-open)."""
+        if exc is None or isinstance(exc, (ModbusExceptionResponse, DecodeError)):
+            self._link_silent = 0
+            return
+        if isinstance(exc, DeviceTimeout):
+            self._link_silent += 1
+            if self._link_silent >= 2 and self.cfg.transport != "rtu":
+                log.warning("modbus %s: link silent for %d requests; reconnecting", self.name, self._link_silent)
+                self.link.close()
+                self._link_silent = 0
+
+    async def _read(self, ds: _DeviceState, req: ReadRequest,
+                    out: list[tuple[ReadRequest, Any, EdgekitError | None, float]]) -> bool:
+        """Read ``req``; on a refused merged request, bisect and learn barriers. Appends results to out."""
+        t0 = time.time()
+        try:
+            raw = await self.link.read(req.table, req.start, req.count, ds.dev.unit_id)
+        except ModbusExceptionResponse as exc:
+            self._link_result(exc)
+            if exc.code in BISECT_CODES:
+                halves = split(req)
+                if halves is None:
+                    if exc.code == 2:
+                        ds.planner.refuse(req.table, req.start, req.end)
+                else:
+                    left, right = halves
+                    ok_left = await self._read(ds, left, out)
+                    ok_right = await self._read(ds, right, out)
+                    if ok_left and ok_right:
+                        lo, hi = (left.end, right.start) if left.end < right.start else (left.end - 1, right.start + 1)
+                        if ds.planner.refuse(req.table, lo, hi):
+                            log.info("modbus %s: %s refuses %s %d..%d; never merging across it again",
+                                     self.name, ds.dev.name, req.table, lo, hi - 1)
+                    return ok_left and ok_right
+            out.append((req, None, exc, (t0 + time.time()) / 2))
+            return False
+        except (ConnectorError, DecodeError) as exc:
+            self._link_result(exc)
+            out.append((req, None, exc, (t0 + time.time()) / 2))
+            return False
+        finally:
+            self._progress(time.monotonic() + self._request_budget)
+        self._link_result(None)
+        out.append((req, raw, None, (t0 + time.time()) / 2))
+        return True
+
+    async def _scan(self, ds: _DeviceState, cls: str) -> None:
+        names, index = ds.tags_of(cls)
+        n = len(names)
+        values = np.full(n, np.nan)
+        quality = np.full(n, Quality.BAD, dtype=np.uint8)
+        src = np.full(n, time.time())
+        reasons = ["not read"] * n
+        texts: list[str | None] | None = None
+        results: list[tuple[ReadRequest, Any, EdgekitError | None, float]] = []
+        for req in list(ds.planner.requests(cls)):
+            if not self.link.connected:
+                results.append((req, None, ConnectorError("not connected"), time.time()))
+                continue
+            await self._read(ds, req, results)
+        answered = False
+        first_error: EdgekitError | None = None
+        for req, raw, exc, mid in results:
+            pos = [index[t.name] for t in req.tags]
+            src[pos] = mid
+            if exc is None:
+                try:
+                    vals, txt = req.decoder.decode(raw)
+                except DecodeError as dexc:
+                    exc = dexc
+                else:
+                    answered = True
+                    values[pos] = vals
+                    quality[pos] = Quality.GOOD
+                    for p in pos:
+                        reasons[p] = ""
+                    if txt is not None:
+                        texts = texts or [None] * n
+                        for p, s in zip(pos, txt, strict=True):
+                            if s is not None:
+                                texts[p] = s
+                    continue
+            if isinstance(exc, ModbusExceptionResponse):
+                answered = True
+            first_error = first_error or exc
+            reason = f"{type(exc).__name__}: {exc}"
+            for p in pos:
+                reasons[p] = reason
+        if answered:
+            now = time.time()
+            ds.last_good_read = now
+            self.last_good_read = now
+        kind = ""
+        if first_error is not None:
+            kind = {"DeviceTimeout": "timeout", "ModbusExceptionResponse": "exception",
+                    "DecodeError": "decode"}.get(type(first_error).__name__, "connection")
+        self._account(ds, answered=answered, error="" if first_error is None else str(first_error), kind=kind)
+        good = quality == Quality.GOOD
+        for i in np.flatnonzero(good):
+            ds.last_values[names[i]] = float(values[i])
+        await self._emit(ds, names, values, src, quality, reasons, texts)
+
+    async def _emit(self, ds: _DeviceState, names: tuple[str, ...], values: np.ndarray, src: np.ndarray,
+                    quality: np.ndarray, reasons: list[str], texts: list[str | None] | None) -> None:
+        keep = np.ones(len(names), dtype=bool)
+        for i, name in enumerate(names):
+            t = ds.tag_map.get(name)
+            if t is not None and t.deadband > 0 and quality[i] == Quality.GOOD:
+                last = ds.reported.get(name)
+                if last is not None and abs(values[i] - last) < t.deadband:
+                    keep[i] = False
+                else:
+                    ds.reported[name] = float(values[i])
+            elif t is not None and t.deadband > 0:
+                ds.reported.pop(name, None)  # report the next good value whatever it is
+        if not keep.any():
+            return
+        idx = np.flatnonzero(keep) if not keep.all() else None
+        if idx is not None:
+            names = tuple(names[i] for i in idx)
+            values, src, quality = values[idx], src[idx], quality[idx]
+            reasons = [reasons[i] for i in idx]
+            texts = None if texts is None else [texts[i] for i in idx]
+        now = time.time()
+        batch = PointBatch(device=ds.dev.name, tags=names, values=values, source_ts=src,
+                           recv_ts=np.full(len(names), now), quality=quality,
+                           reasons=tuple(reasons) if (quality != Quality.GOOD).any() else (),
+                           text=None if texts is None else tuple(texts))
+        assert self._sink is not None
+        self._in_sink = True
+        try:
+            await self._sink.points(batch)
+        finally:
+            self._in_sink = False
+
+    async def _wave(self, ds: _DeviceState, reader: WaveformReader) -> None:
+        speed = None
+        if reader.w.speed_tag and reader.w.speed_tag in ds.last_values:
+            v = ds.last_values[reader.w.speed_tag]
+            speed = v / 60.0 if reader.w.speed_unit == "rpm" else v
+        try:
+            result = await reader.poll(self.link, speed)
+        except (ConnectorError, DecodeError) as exc:
+            self._link_result(exc)
+            kind = {"DeviceTimeout": "timeout", "ModbusExceptionResponse": "exception",
+                    "DecodeError": "decode"}.get(type(exc).__name__, "connection")
+            self._account(ds, answered=isinstance(exc, ModbusExceptionResponse), error=f"waveform {reader.w.name}: {exc}",
+                          kind=kind)
+            return
+        finally:
+            self._progress(time.monotonic() + self._request_budget)
+        self._link_result(None)
+        ds.last_good_read = self.last_good_read = time.time()
+        self._account(ds, answered=True)
+        assert self._sink is not None
+        if result.torn:
+            self.errors["torn"] += 1
+        if result.gap_event is not None:
+            self._sink.event(result.gap_event)
+        if result.block is not None:
+            self._in_sink = True
+            try:
+                await self._sink.waveform(result.block)
+            finally:
+                self._in_sink = False

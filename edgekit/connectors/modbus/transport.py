@@ -1,0 +1,204 @@
+"""One Modbus link (TCP socket, serial bus, RTU over TCP) on a pymodbus async client, and the strict
+check of every response.
+
+pymodbus's own retries and auto-reconnect are switched off (``retries=0``, ``reconnect_delay=0``):
+the poller owns both, so timeouts, backoff and down/up reporting follow edgekit's rules. Every
+request goes through :meth:`ModbusLink.execute`, which holds the bus lock (one request at a time per
+connection — required on a serial bus), applies the per-request timeout with retries, keeps the RTU
+inter-frame silence, and turns every outcome into registers/bits or an edgekit error:
+
+* no answer within ``timeout`` (after ``retries``) → :class:`~edgekit.errors.DeviceTimeout`;
+* exception response → :class:`ModbusExceptionResponse` (a ``DeviceRefused`` with ``code``);
+* wrong function code, wrong length, garbage → :class:`~edgekit.errors.DecodeError`;
+* link down or lost → :class:`~edgekit.errors.ConnectorError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+
+from ...errors import ConnectorError, DecodeError, DeviceRefused, DeviceTimeout
+from .config import ModbusConnectionConfig
+from .decode import to_registers
+
+__all__ = ["EXCEPTION_NAMES", "ModbusExceptionResponse", "ModbusLink", "check_response"]
+
+EXCEPTION_NAMES = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",
+    5: "acknowledge", 6: "server device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+READ_FC = {"coil": 1, "discrete_input": 2, "holding_register": 3, "input_register": 4}
+_BIT_FC = (1, 2)
+
+
+class ModbusExceptionResponse(DeviceRefused):
+    """The device answered with a Modbus exception; ``code`` is the exception code (2 = illegal address)."""
+
+    def __init__(self, code: int, function_code: int) -> None:
+        self.code = code
+        self.function_code = function_code
+        super().__init__(f"exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{function_code}")
+
+
+def check_response(fc: int, count: int, pdu: Any) -> npt.NDArray[np.generic]:
+    """Validate a read response for function ``fc`` of ``count`` items; return uint16 registers or
+    uint8 bits (length ``count``). Never returns anything unchecked."""
+    if pdu is None:
+        raise DecodeError(f"FC{fc}: no response object")
+    got_fc = getattr(pdu, "function_code", None)
+    if not isinstance(got_fc, int):
+        raise DecodeError(f"FC{fc}: response without a function code ({type(pdu).__name__})")
+    if got_fc & 0x80:
+        code = getattr(pdu, "exception_code", 0)
+        if (got_fc & 0x7F) != fc:
+            raise DecodeError(f"FC{fc}: exception response for FC{got_fc & 0x7F}")
+        raise ModbusExceptionResponse(int(code) if isinstance(code, int) else 0, fc)
+    if got_fc != fc:
+        raise DecodeError(f"FC{fc}: response carries FC{got_fc}")
+    if fc in _BIT_FC:
+        bits = getattr(pdu, "bits", None)
+        if not isinstance(bits, list) or len(bits) < count or len(bits) > count + 7:
+            n = len(bits) if isinstance(bits, list) else type(bits).__name__
+            raise DecodeError(f"FC{fc}: {n} bits for a request of {count}")
+        try:
+            return np.asarray(bits[:count], dtype=np.bool_).astype(np.uint8)
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"FC{fc}: bits are not booleans: {exc}") from exc
+    regs = getattr(pdu, "registers", None)
+    if not isinstance(regs, list) or len(regs) != count:
+        n = len(regs) if isinstance(regs, list) else type(regs).__name__
+        raise DecodeError(f"FC{fc}: {n} registers for a request of {count}")
+    return to_registers(regs)
+
+
+class ModbusLink:
+    """A pymodbus client plus the bus lock; ``repr`` shows where it points and its state."""
+
+    def __init__(self, cfg: ModbusConnectionConfig) -> None:
+        self.cfg = cfg
+        self.lock = asyncio.Lock()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        if cfg.transport == "rtu":
+            self.inter_frame_s = cfg.inter_frame_delay or max(3.5 * 11 / cfg.baudrate, 0.00175)
+        else:
+            self.inter_frame_s = cfg.inter_frame_delay
+        self.requests = 0
+        self.timeouts = 0
+        self.last_error = ""
+        self.connected_since: float | None = None
+
+    def __repr__(self) -> str:
+        where = self.cfg.serial_port if self.cfg.transport == "rtu" else f"{self.cfg.host}:{self.cfg.port}"
+        return f"ModbusLink({self.cfg.transport} {where}, {'connected' if self.connected else 'disconnected'})"
+
+    @property
+    def where(self) -> str:
+        c = self.cfg
+        return c.serial_port if c.transport == "rtu" else f"{c.host}:{c.port}"
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        c = self.cfg
+        if c.transport == "rtu":
+            return AsyncModbusSerialClient(
+                c.serial_port, framer=FramerType.RTU, baudrate=c.baudrate, bytesize=c.bytesize,
+                parity=c.parity, stopbits=c.stopbits, timeout=c.timeout, retries=0, reconnect_delay=0,
+                name=f"edgekit-{c.name}",
+            )
+        framer = FramerType.SOCKET if c.transport == "tcp" else FramerType.RTU
+        return AsyncModbusTcpClient(c.host, port=c.port, framer=framer, timeout=c.timeout, retries=0,
+                                    reconnect_delay=0, name=f"edgekit-{c.name}")
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def connect(self) -> None:
+        """Open a fresh client; raises ConnectorError when the device cannot be reached."""
+        self.close()
+        client = self._make_client()
+        client.set_max_no_responses(1 << 30)  # we decide when a silent link is dead, not pymodbus
+        self._client = client
+        try:
+            ok = await asyncio.wait_for(client.connect(), self.cfg.timeout + 1.0)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            self.close()
+            raise ConnectorError(f"connect to {self.where}: {type(exc).__name__}: {exc}") from exc
+        if not ok:
+            self.close()
+            raise ConnectorError(f"connect to {self.where} failed")
+        self.connected_since = time.time()
+
+    def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+        self.connected_since = None
+
+    async def execute(self, method: str, *args: Any, unit: int, **kwargs: Any) -> Any:
+        """Call ``client.<method>`` under the bus lock with timeout and retries; return the response PDU."""
+        attempts = self.cfg.retries + 1
+        async with self.lock:
+            for attempt in range(attempts):
+                client = self._client
+                if client is None or not client.connected:
+                    raise ConnectorError(f"not connected to {self.where}")
+                self.requests += 1
+                try:
+                    return await asyncio.wait_for(
+                        getattr(client, method)(*args, device_id=unit, **kwargs), self.cfg.timeout + 0.5
+                    )
+                except (TimeoutError, ModbusIOException) as exc:
+                    # pymodbus raises ModbusIOException for "no response" and for a stale answer
+                    # (transaction/device id mismatch after an earlier timeout): both are retried
+                    self.timeouts += 1
+                    if attempt + 1 == attempts:
+                        raise DeviceTimeout(
+                            f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
+                            f"({attempts} attempt{'s' if attempts > 1 else ''})"
+                        ) from exc
+                except ConnectionException as exc:
+                    raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
+                except (OSError, ModbusException) as exc:
+                    raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
+                finally:
+                    if self.inter_frame_s:
+                        await asyncio.sleep(self.inter_frame_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read(self, table: str, start: int, count: int, unit: int) -> npt.NDArray[np.generic]:
+        fc = READ_FC[table]
+        method = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers",
+                  4: "read_input_registers"}[fc]
+        pdu = await self.execute(method, start, count=count, unit=unit)
+        return check_response(fc, count, pdu)
+
+    async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
+        if table == "coil":
+            if multiple:
+                pdu = await self.execute("write_coils", address, [bool(value)], unit=unit)
+                fc = 15
+            else:
+                pdu = await self.execute("write_coil", address, bool(value), unit=unit)
+                fc = 5
+        else:
+            assert isinstance(value, list)
+            if len(value) == 1 and not multiple:
+                pdu = await self.execute("write_register", address, value[0], unit=unit)
+                fc = 6
+            else:
+                pdu = await self.execute("write_registers", address, value, unit=unit)
+                fc = 16
+        got = getattr(pdu, "function_code", None)
+        if isinstance(got, int) and got & 0x80:
+            raise ModbusExceptionResponse(int(getattr(pdu, "exception_code", 0) or 0), fc)
+        if got != fc:
+            raise DecodeError(f"FC{fc}: write answered with {got!r}")
