@@ -6,6 +6,9 @@ WaveformBlocks into analysis windows. Feature names and definitions: docs/featur
 
 from __future__ import annotations
 
+# edgekit.config assembles every part's section (ours included): load it first so that importing
+# edgekit.pipeline before edgekit.config does not hit a half-initialised circular import.
+from .. import config as _config  # noqa: F401  (import order matters)
 from .base import Spectrum, Stage, clone
 from .bearings import CATALOGUE, BearingGeometry, defect_multipliers, lookup
 from .cepstrum import Cepstrum
