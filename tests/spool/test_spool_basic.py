@@ -1,0 +1,147 @@
+"""Spool basics on real SQLite files: seqs, routing, paging, cumulative acks, pruning, reopen, threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from spool_helpers import ROUTES, cfg, open_spool
+
+from edgekit.errors import SpoolError
+from edgekit.spool import Spool, SpoolConfig
+
+
+def test_seqs_start_at_one_per_stream_and_survive_reopen(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    assert s.append_many([("features/m1", "features", b"a", 1.0), ("points/d1", "points", b"b", 1.0),
+                          ("features/m1", "features", b"c", 2.0)]) == [1, 1, 2]
+    epoch = s.epoch
+    s.close()
+    s = open_spool(tmp_path / "s.db")
+    assert s.epoch == epoch
+    assert s.append("features/m1", "features", b"d", 3.0) == 3
+    rows = s.pending("a")
+    assert [(r.stream, r.seq, r.blob, r.epoch) for r in rows] == [
+        ("features/m1", 1, b"a", epoch), ("features/m1", 2, b"c", epoch), ("features/m1", 3, b"d", epoch)]
+    s.close()
+
+
+def test_routing_ack_and_delete_only_when_every_routing_uplink_acked(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.append_many([("features/m1", "features", b"f" * 10, 1.0)] * 4 + [("points/d1", "points", b"p" * 7, 1.0)])
+    assert [(r.stream, r.seq) for r in s.pending("a")] == [("features/m1", q) for q in (1, 2, 3, 4)]
+    assert len(s.pending("b")) == 5
+    assert s.backlog("b")[:2] == (5, 47)
+    s.ack("a", "features/m1", 3)
+    assert [r.seq for r in s.pending("a")] == [4]
+    assert s.stats()["rows"] == 5  # b has not acked: nothing deleted
+    s.ack("b", "features/m1", 2)
+    assert s.stats()["rows"] == 3  # seqs 1, 2 acked by both
+    s.ack("b", "features/m1", 1)  # older ack: no-op
+    assert s.first_unacked("a") == {"features/m1": 4}
+    assert s.first_unacked("b") == {"features/m1": 3, "points/d1": 1}
+    s.ack("b", "points/d1", 1)
+    assert s.backlog("b") == (2, 20, 1.0)
+    assert s.backlog("a")[0] == 1
+    s.close()
+    s = open_spool(tmp_path / "s.db")  # cursors are durable
+    assert [r.seq for r in s.pending("a")] == [4]
+    assert [r.seq for r in s.pending("b")] == [3, 4]
+    assert s.integrity_check()
+    s.close()
+
+
+def test_unrouted_kind_gets_a_seq_but_is_not_stored(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    assert s.append_many([("waveform/m1", "waveform", b"w", 1.0)] * 2) == [1, 2]
+    assert s.stats()["rows"] == 0 and s.stats()["unrouted"] == 2
+    s.close()
+
+
+def test_pending_limits_and_after(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.append_many([("features/m1", "features", b"x" * 100, float(i)) for i in range(10)]
+                  + [("event/gw", "event", b"e", 0.5)])
+    rows = s.pending("a", limit=3)
+    assert [(r.stream, r.seq) for r in rows] == [("features/m1", 1), ("features/m1", 2), ("features/m1", 3)]
+    assert len(s.pending("a", max_bytes=250)) == 2
+    assert len(s.pending("a", max_bytes=10)) == 1  # at least one row, even if it alone is too big
+    nxt = s.pending("a", after={"features/m1": 8})
+    assert [(r.stream, r.seq) for r in nxt] == [("features/m1", 9), ("features/m1", 10), ("event/gw", 1)]
+    s.close()
+
+
+def test_bad_calls_are_clear_errors(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    with pytest.raises(SpoolError, match="unknown uplink 'c'"):
+        s.pending("c")
+    with pytest.raises(SpoolError, match="not one of"):
+        s.append("x", "pictures", b"", 0.0)
+    s.append("features/m1", "features", b"x", 0.0)
+    with pytest.raises(SpoolError, match="assigned only up to 1"):
+        s.ack("a", "features/m1", 2)
+    with pytest.raises(SpoolError, match="unknown record kind"):
+        Spool(tmp_path / "t.db", SpoolConfig(), {"a": ["movies"]})
+    s.close()
+    with pytest.raises(SpoolError, match="closed"):
+        s.append("features/m1", "features", b"x", 0.0)
+
+
+def test_ack_prunes_in_bounded_chunks(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", prune_chunk=10)
+    s.append_many([("features/m1", "features", b"x", 0.0)] * 35)
+    s.ack("a", "features/m1", 35)
+    s.ack("b", "features/m1", 35)
+    assert s.stats()["rows"] == 25  # one chunk per ack
+    assert s.pending("a") == [] and s.pending("b") == []
+    while s.prune():
+        pass
+    assert s.stats()["rows"] == 0 and s.stats()["pruned"] == 35
+    s.close()
+
+
+def test_new_uplink_receives_everything_still_stored(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.append_many([("features/m1", "features", b"x", 0.0)] * 3)
+    s.ack("a", "features/m1", 3)
+    s.close()
+    s = Spool(tmp_path / "s.db", cfg(), {**ROUTES, "c": ("features",)})
+    assert [r.seq for r in s.pending("c")] == [1, 2, 3]
+    s.close()
+    s = Spool(tmp_path / "s.db", cfg(), {"a": ROUTES["a"]})  # b removed: its holds are released
+    assert s.stats()["rows"] == 0
+    s.close()
+
+
+def test_worker_thread_appends_while_loop_thread_acks(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", synchronous="normal", prune_chunk=16)
+    n_batches, per = 60, 20
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(n_batches):
+                s.append_many([("features/m1", "features", bytes([i]) * 50, float(i))] * per)
+        except BaseException as exc:  # surfaced by the assert below
+            errors.append(exc)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = {"a": 0, "b": 0}
+    while t.is_alive() or any(s.pending(u) for u in got):
+        for u in got:
+            rows = s.pending(u, limit=50)
+            for r in rows:
+                assert r.seq == got[u] + 1
+                got[u] = r.seq
+            if rows:
+                s.ack(u, "features/m1", rows[-1].seq)
+    t.join()
+    assert not errors
+    assert got == {"a": n_batches * per, "b": n_batches * per}
+    while s.prune():
+        pass
+    assert s.stats()["rows"] == 0 and s.stats()["bytes"] == 0
+    assert s.integrity_check()
+    s.close()

@@ -1,0 +1,127 @@
+"""Corrupt spool files: quarantined, new epoch, gap record, the spool keeps working — never a crash."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from spool_helpers import cfg, gaps, open_spool
+
+from edgekit.errors import SpoolError
+from edgekit.spool import Spool
+
+F = "features/m1"
+
+
+def _fill(path: Path, n: int = 50) -> str:
+    s = open_spool(path)
+    s.append_many([(F, "features", bytes([i % 256]) * 300, float(i)) for i in range(n)])
+    s.append_many([("points/d1", "points", b"p" * 200, 0.0)] * 10)
+    s.ack("a", F, 5)
+    s.ack("b", F, 5)
+    epoch = s.epoch
+    s.close()
+    return epoch
+
+
+def test_garbage_header_is_quarantined_with_unknown_count_gap(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "s.db"
+    old = _fill(path)
+    with open(path, "r+b") as f:
+        f.write(b"this is not sqlite" * 10)
+    s = open_spool(path)
+    assert s.epoch != old
+    quarantined = list(tmp_path.glob("s.db.corrupt-*"))
+    assert len(quarantined) == 1
+    assert s.stats()["quarantined"] == 1
+    assert any(r.levelname == "ERROR" and "corrupt" in r.getMessage() for r in caplog.records)
+    (g,) = gaps(s)
+    assert (g.stream, g.count, g.reason) == ("*", -1, "corrupt")
+    assert gaps(s, "b") == [g]  # every uplink routing "gap" hears of it
+    assert s.append(F, "features", b"new", 1.0) == 1  # new epoch, numbering restarts
+    assert s.integrity_check()
+    s.close()
+
+
+def test_damaged_btree_is_quarantined_and_salvaged_counts_reported(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    old = _fill(path, n=200)
+    size = path.stat().st_size
+    page = 4096
+    with open(path, "r+b") as f:  # trash one page near the end: a records leaf or index page
+        f.seek(size - 3 * page)
+        f.write(b"\xa5" * page)
+    s = open_spool(path)
+    assert s.stats()["quarantined"] == 1
+    assert s.epoch != old
+    found = {g.stream: g for g in gaps(s)}
+    assert found, "a gap record must report the loss"
+    for g in found.values():
+        assert g.reason == "corrupt"
+        assert g.count == -1 or g.count > 0
+    s.close()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_damage_never_crashes(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "s.db"
+    _fill(path, n=100)
+    data = bytearray(path.read_bytes())
+    for _ in range(rng.randint(1, 4)):
+        off = rng.randrange(len(data))
+        n = rng.randint(1, 4096)
+        data[off:off + n] = rng.randbytes(min(n, len(data) - off))
+    path.write_bytes(bytes(data))
+    s = open_spool(path)  # must not raise
+    # whatever was detected, the spool works: admit, page, ack
+    seq = s.append("event/gw", "event", b"after", 2.0)
+    assert seq is not None
+    rows = [r for r in s.pending("a") if r.stream == "event/gw"]
+    assert rows and rows[-1].blob == b"after"
+    s.ack("a", "event/gw", rows[-1].seq)
+    s.close()
+
+
+def test_newer_format_is_refused_not_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _fill(path, n=10)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'format'")
+    conn.close()
+    with pytest.raises(SpoolError, match="newer"):
+        open_spool(path)
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_unopenable_path_is_an_error_not_a_quarantine(tmp_path: Path) -> None:
+    path = tmp_path / "dir.db"
+    path.mkdir()
+    with pytest.raises(SpoolError, match="cannot open"):
+        open_spool(path)
+    assert path.is_dir() and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_empty_file_becomes_a_fresh_spool(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.touch()
+    s = open_spool(path)
+    assert s.stats()["quarantined"] == 0
+    assert s.append(F, "features", b"x", 0.0) == 1
+    s.close()
+
+
+def test_quarantined_file_stays_readable_for_forensics(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    old = _fill(path, n=200)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size - 3 * 4096)
+        f.write(b"\x00\xff" * 2048)
+    s = Spool(path, cfg(), {"a": ["features", "gap"]})
+    meta = dict(s._delivery.execute("SELECT key, value FROM meta").fetchall())
+    s.close()
+    assert meta["previous_epoch"] == old
+    assert Path(meta["quarantined_file"]).exists()
