@@ -86,7 +86,7 @@ def ensure_server_certificate(cert_dir: Path, application_uri: str) -> tuple[Pat
     cert = cert_gen.generate_self_signed_app_certificate(
         key, "edgekit simulator", {"organizationName": "edgekit"},
         [x509.UniformResourceIdentifier(application_uri), x509.DNSName("localhost"),
-         x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))],
+         x509.DNSName(socket.gethostname()), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))],
         extended=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
         days=365,
     )

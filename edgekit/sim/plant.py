@@ -235,6 +235,9 @@ class PlantSimulator:
         if self._modbus:
             lines.append(f"MODBUS={self.modbus_host}:{self.modbus_port}")
         lines.append(f"MACHINES={','.join(self.machines)}")
+        for m in self.machines.values():
+            for f in m.cfg.faults:
+                lines.append(f"# {m.id}: fault {f.kind} severity {f.severity:g} onset {f.onset:g} s ramp {f.ramp:g} s")
         lines.append("# OPC UA (per machine NN): ns=2;s=MachineNN.<tag>, browse Objects/Plant/MachineNN/<tag>")
         lines.append("#   " + ", ".join(f"{t.name}:{t.variant}" for t in OPCUA_TAGS)
                      + ", Vibration.Ch0..ChN:Float[], Vibration.SampleRateHz, Vibration.SpeedHz, Vibration.BlockSeq")
