@@ -241,7 +241,9 @@ class ModbusConnectionConfig:
     max_gap_bits: int = opt(256, "Unused bits a coil/discrete-input read may span to merge two tags")
     max_registers: int = opt(125, "Largest register read (protocol limit 125)")
     max_bits: int = opt(2000, "Largest coil/discrete-input read (protocol limit 2000)")
-    watchdog: Duration = opt(0.0, "Restart a poll loop that made no progress this long; 0 = 10 x the longest poll interval + timeout budget")
+    watchdog: Duration = opt(
+        0.0, "Restart the poll loop when it falls this far behind its own schedule (beyond the request budget); 0 = 5s"
+    )
     devices: list[DeviceConfig] = opt(doc="Devices (unit ids) on this connection", factory=list)
 
     def _validate(self) -> None:
