@@ -266,19 +266,23 @@ class OpcUaConnector:
             self._sub_id = None
         if client is None:
             return
-        if True:
+        protocol = getattr(client.uaclient, "protocol", None)
+        if protocol is not None and not protocol.is_closed:
+            # a lost session still gets a short try, so a live server drops our subscription
+            timeout = self.cfg.request_timeout if graceful else min(1.0, self.cfg.request_timeout)
             try:
-                # a lost session still gets a short try, so a live server drops our subscription
-                timeout = self.cfg.request_timeout if graceful else min(1.0, self.cfg.request_timeout)
-                await asyncio.wait_for(client.disconnect(), timeout)
-                self._old_sub_ids.clear()  # CloseSession(deleteSubscriptions=True) succeeded
+                await asyncio.wait_for(client.close_session(), timeout)
+                if not protocol.is_closed:
+                    self._old_sub_ids.clear()  # CloseSession(deleteSubscriptions=True) went through
             except Exception as exc:
-                log.debug("%s: disconnect failed: %r", self.name, exc)
+                log.debug("%s: CloseSession failed: %r", self.name, exc)
         with contextlib.suppress(Exception):
             client.uaclient.request_disconnect()
             for task in (client._supervisor_task, client._stale_watchdog_task, client._renew_channel_task):
                 if task is not None:
                     task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close_secure_channel(), 0.5)
             client.disconnect_socket()
 
     # ------------------------------------------------------------------ reading

@@ -1,0 +1,115 @@
+"""Recovery: the server process is SIGKILLed and restarted on the same address under subscription.
+
+Checks: connector_down then connector_up Events, data again within 10 s of the server being back,
+a gap_detected Event covering the outage, and exactly one subscription on the new server (read
+from the server's own ``Test.SubscriptionCount`` through the connector). A second test cuts the
+TCP connection through a proxy while the server stays alive: the old session's subscription must
+be taken over and deleted, so the server still counts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from opcua_helpers import CollectingSink, ServerProcess, free_port, make_config, running
+
+from edgekit.types import EventKind
+
+NODES = [
+    {"tag": "counter", "node_id": "ns=2;s=Test.Counter"},
+    {"tag": "subs", "node_id": "ns=2;s=Test.SubscriptionCount"},
+]
+
+
+def _points_since(sink: CollectingSink, t: float, tag: str) -> list[float]:
+    return [float(b.values[i]) for b in sink.points_ if b.recv_ts[0] >= t for i, x in enumerate(b.tags) if x == tag]
+
+
+async def test_server_killed_and_restarted() -> None:
+    srv = ServerProcess(free_port(), pki=None, user=False)
+    await asyncio.to_thread(srv.start)
+    try:
+        cfg = make_config(srv.endpoint, security_policy="None", nodes=NODES)
+        async with running(cfg) as r:
+            await r.wait_for(lambda s: len(_points_since(s, 0, "counter")) >= 3, what="data before the kill")
+            srv.kill()
+            t_kill = time.time()
+            await r.wait_for(lambda s: EventKind.CONNECTOR_DOWN in s.kinds(), timeout=10, what="connector_down")
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(srv.start)
+            t_back = time.time()
+            waited = await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10,
+                                      what="data after the restart")
+            assert waited < 10.0
+            await r.wait_for(lambda s: any(v >= 1 for v in _points_since(s, t_back, "subs")), timeout=5)
+            await asyncio.sleep(0.5)  # the count node is refreshed every 50 ms by the server
+            assert _points_since(r.sink, t_back, "subs")[-1] == 1.0
+            kinds = r.sink.kinds()
+            assert kinds.count(EventKind.CONNECTOR_UP) == 2 and kinds.count(EventKind.CONNECTOR_DOWN) == 1
+            gap = next(e for e in r.sink.events if e.kind is EventKind.GAP_DETECTED)
+            assert gap.data["from"] <= t_kill + 0.5 and gap.data["to"] >= t_back
+            assert r.connector.health()["state"] == "up" and r.connector.health()["subscriptions"] == 1
+    finally:
+        srv.kill()
+
+
+class Proxy:
+    """A TCP forwarder on loopback whose connections can be cut."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_w]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        with contextlib.suppress(asyncio.CancelledError):  # the test's loop is closing
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    def cut(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_connection_cut_leaves_no_duplicate_subscription() -> None:
+    srv = ServerProcess(free_port(), pki=None, user=False)
+    await asyncio.to_thread(srv.start)
+    proxy = Proxy(srv.port)
+    await proxy.start()
+    try:
+        endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/edgekit/sim"
+        cfg = make_config(endpoint, security_policy="None", nodes=NODES, session_timeout="60s")
+        async with running(cfg) as r:
+            await r.wait_for(lambda s: 1.0 in _points_since(s, 0, "subs"), what="one subscription")
+            proxy.cut()
+            await r.wait_for(lambda s: EventKind.CONNECTOR_DOWN in s.kinds(), timeout=10)
+            t_back = time.time()
+            await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10)
+            await asyncio.sleep(0.5)
+            # the old session is still alive on the server (60 s timeout) but its subscription is gone
+            assert _points_since(r.sink, t_back, "subs")[-1] == 1.0
+    finally:
+        await proxy.stop()
+        srv.kill()
