@@ -141,7 +141,7 @@ def test_window_taps_equal_time_domain_windowing() -> None:
 def test_harmonics_flat_top_amplitude_and_block_speed() -> None:
     fs, n = 12800.0, 16384
     fr = 24.71  # not bin-centred
-    x = np.vstack([tone(fr, fs, n, 0.5) + tone(2 * fr, fs, n, 0.2) + tone(4 * fr, fs, n, 0.05)]) 
+    x = np.vstack([tone(fr, fs, n, 0.5) + tone(2 * fr, fs, n, 0.2) + tone(4 * fr, fs, n, 0.05)])
     x = x + np.random.default_rng(1).normal(0, 0.01, x.shape).astype(np.float32)
     h = feats(Harmonics(n=4, rpm=fr * 60), x, fs)
     np.testing.assert_allclose([h["h1x_amp"][0], h["h2x_amp"][0], h["h4x_amp"][0]], [0.5, 0.2, 0.05], rtol=0.012)  # 0.1 dB
