@@ -272,7 +272,7 @@ class PlantSimulator:
                     self.stats.skipped += target - m.next_seq
                     m.next_seq = target
                 self.stats.max_lag_s = max(self.stats.max_lag_s, now - self._due(m))
-            self._poll_writes(due)
+            await self._poll_writes(due)
             t0 = time.perf_counter()
             results = await asyncio.to_thread(_compute_all, due)
             t1 = time.perf_counter()
@@ -280,13 +280,13 @@ class PlantSimulator:
             for m, (block, state, speed_hz) in zip(due, results, strict=True):
                 seq = m.next_seq
                 await self._publish_block(m, seq, block, speed_hz, ts)
-                m._commit(seq, block, state, speed_hz)
-                await self._publish_process(m, ts)
+                await self._publish_process(m, ts, state)
+                m._commit(seq, block, state, speed_hz)  # truth changes once both servers show it
             self.stats.compute_s += t1 - t0
             self.stats.publish_s += time.perf_counter() - t1
             self.stats.published += len(due)
 
-    def _poll_writes(self, ms: Sequence[SimMachine]) -> None:
+    async def _poll_writes(self, ms: Sequence[SimMachine]) -> None:
         for m in ms:
             seen_mb, seen_ua, seen_en = self._setpoints_seen[m.id]
             new_sp: float | None = None
@@ -308,7 +308,7 @@ class PlantSimulator:
                 if self._modbus:
                     self._modbus.write_setpoint(m.index, m.setpoint_rpm)
                 if self._opcua:
-                    asyncio.get_running_loop().create_task(self._opcua.write_setpoint(m.index, m.setpoint_rpm, _now()))
+                    await self._opcua.write_setpoint(m.index, m.setpoint_rpm, _now())
 
     async def _publish_block(self, m: SimMachine, seq: int, block: npt.NDArray[np.float32], speed_hz: float,
                              ts: datetime.datetime) -> None:
@@ -320,8 +320,8 @@ class PlantSimulator:
             self._modbus.publish_waveform(m.index, seq, m.cfg.fs / self.cfg.modbus.decimation,
                                           self.scale_g_per_count(), counts)
 
-    async def _publish_process(self, m: SimMachine, ts: datetime.datetime) -> None:
-        st = m.truth()
+    async def _publish_process(self, m: SimMachine, ts: datetime.datetime, state: ProcessState | None = None) -> None:
+        st = state or m.truth()
         if self._modbus:
             self._modbus.publish_process(m.index, encode_holding(st, m.index), st.running, st.fault_active)
         if self._opcua:
