@@ -323,7 +323,8 @@ class MachineSignal:
         pos = (idx[:, None] + np.arange(ring.size)).ravel()
         weights = (amp[:, None] * ring[None, :]).ravel()
         keep = pos < n  # ring-downs past the block end are cut (they last < 1 ms)
-        return np.bincount(pos[keep], weights=weights[keep], minlength=n)[:n]
+        out = np.bincount(pos[keep], weights=weights[keep], minlength=n)[:n]
+        return out.astype(np.float64, copy=False)
 
     def _impacts(self, th: F64, mult: float, rng: np.random.Generator) -> tuple[npt.NDArray[np.intp], F64]:
         """Sample indices and unit amplitudes of defect impacts in one block.
