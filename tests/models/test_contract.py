@@ -128,7 +128,7 @@ def test_third_party_skl2onnx_isolation_forest_annotated_loads_and_scores(tmp_pa
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, len(INPUTS))).astype(np.float32)
-    forest = IsolationForest(n_estimators=20, random_state=0).fit(x)
+    forest = IsolationForest(n_estimators=8, random_state=0).fit(x)
     exported = to_onnx(forest, initial_types=[("features", FloatTensorType([None, len(INPUTS)]))],
                        target_opset={"": 17, "ai.onnx.ml": 3})
     # Unannotated, the export is refused for missing metadata ...

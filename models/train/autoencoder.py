@@ -1,0 +1,134 @@
+"""Train the zoo's small autoencoder in numpy and export it as a hand-built ONNX graph.
+
+Architecture 15 -> 10 -> 4 -> 10 -> 15 (tanh hidden layers, linear output), trained with Adam on
+mean squared reconstruction error of healthy z-score rows (inputs soft-limited by ``tanh(x/4)*4`` so
+a few extreme healthy rows do not dominate training; the same limiter is in the graph).
+Score = mean squared reconstruction error per row of the limited input. torch is not needed: the
+weights are numpy arrays and the graph is MatMul/Add/Tanh/Sub/Mul/ReduceSum.
+
+Run: ``python models/train/autoencoder.py [OUT_DIR]`` (default models/zoo).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+NAME = "autoencoder"
+LAYERS = (10, 4, 10)
+LIMIT = 4.0
+EPOCHS = 300
+BATCH = 128
+LR = 3e-3
+SEED = 0
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+
+def limit(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x / LIMIT) * LIMIT
+
+
+def forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    acts = [x]
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = np.tanh(h)
+        acts.append(h)
+    return h, acts
+
+
+def train(rows: np.ndarray) -> Params:
+    rng = np.random.default_rng(SEED)
+    x = limit(rows.astype(np.float64))
+    sizes = (x.shape[1], *LAYERS, x.shape[1])
+    params: Params = [
+        (rng.standard_normal((a, b)) * np.sqrt(1.0 / a), np.zeros(b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    m = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]
+    v = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]
+    b1, b2, eps, t = 0.9, 0.999, 1e-8, 0
+    for _ in range(EPOCHS):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), BATCH):
+            xb = x[order[start:start + BATCH]]
+            out, acts = forward(params, xb)
+            grad = 2.0 * (out - xb) / xb.size
+            t += 1
+            for i in range(len(params) - 1, -1, -1):
+                w, b = params[i]
+                gw, gb = acts[i].T @ grad, grad.sum(axis=0)
+                if i > 0:
+                    grad = (grad @ w.T) * (1.0 - acts[i] ** 2)
+                mw, mb = m[i]
+                vw, vb = v[i]
+                mw = b1 * mw + (1 - b1) * gw
+                mb = b1 * mb + (1 - b1) * gb
+                vw = b2 * vw + (1 - b2) * gw * gw
+                vb = b2 * vb + (1 - b2) * gb * gb
+                m[i], v[i] = (mw, mb), (vw, vb)
+                c1, c2 = 1 - b1**t, 1 - b2**t
+                params[i] = (w - LR * (mw / c1) / (np.sqrt(vw / c2) + eps), b - LR * (mb / c1) / (np.sqrt(vb / c2) + eps))
+    return params
+
+
+def numpy_score(params: Params, rows: np.ndarray) -> np.ndarray:
+    x = limit(rows.astype(np.float64))
+    out, _ = forward(params, x)
+    return ((out - x) ** 2).mean(axis=1)
+
+
+def graph(params: Params) -> onnx.ModelProto:
+    f = params[0][0].shape[0]
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", f])
+    y = helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, ["batch"])
+    inits = [
+        numpy_helper.from_array(np.array(1.0 / LIMIT, np.float32), "inv_limit"),
+        numpy_helper.from_array(np.array(LIMIT, np.float32), "limit"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        numpy_helper.from_array(np.array(1.0 / f, np.float32), "inv_f"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["features", "inv_limit"], ["scaled"]),
+        helper.make_node("Tanh", ["scaled"], ["squashed"]),
+        helper.make_node("Mul", ["squashed", "limit"], ["x0"]),
+    ]
+    h = "x0"
+    for i, (w, b) in enumerate(params):
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"W{i}"),
+                  numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"W{i}"], [f"mm{i}"]),
+                  helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
+        h = f"z{i}"
+        if i < len(params) - 1:
+            nodes.append(helper.make_node("Tanh", [h], [f"h{i}"]))
+            h = f"h{i}"
+    nodes += [
+        helper.make_node("Sub", [h, "x0"], ["err"]),
+        helper.make_node("Mul", ["err", "err"], ["sq"]),
+        helper.make_node("ReduceSum", ["sq", "axes"], ["sse"], keepdims=0),
+        helper.make_node("Mul", ["sse", "inv_f"], ["anomaly_score"]),
+    ]
+    g = helper.make_graph(nodes, NAME, [x], [y], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgekit-zoo")
+    model.ir_version = 8
+    model.doc_string = "Autoencoder reconstruction error of baseline z-scores (see autoencoder.md)"
+    return model
+
+
+def main(out_dir: Path = common.ZOO) -> Path:
+    rows = common.training_rows()
+    return common.finish(graph(train(rows)), NAME, rows, out_dir)
+
+
+if __name__ == "__main__":
+    print(main(Path(sys.argv[1]) if len(sys.argv) > 1 else common.ZOO))

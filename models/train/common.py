@@ -1,0 +1,124 @@
+"""Shared pieces of the zoo training scripts: the simulated fleet, the features, the training rows.
+
+Every zoo model reads the same 15 baseline-normalised features (robust z-scores, see
+edgekit/models/baseline.py), so one model serves many assets. Training data: 8 simulated healthy
+machines (edgekit.sim.physics, seeds TRAIN_SEEDS, varied speed, noise floor and structural
+resonance), features from the default pipeline (edgekit.pipeline.build), each machine normalised by a
+baseline fitted on its own first BASELINE_BLOCKS blocks and the following TRAIN_BLOCKS blocks used as
+training rows (out-of-baseline, as in service). Everything is deterministic.
+Seeds >= 2000 are never used here: benchmarks/detection.py evaluates on them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit.models import annotate, fit_baseline
+from edgekit.pipeline import FeatureExtractor, PipelineConfig, build
+from edgekit.sim.physics import FaultSpec, MachineSignal
+
+ZOO = Path(__file__).resolve().parents[1] / "zoo"
+VERSION = "1.0.0"
+
+ZOO_FEATURES: tuple[str, ...] = (
+    "rms", "peak", "peak_to_peak", "crest_factor", "kurtosis", "skewness", "shape_factor",
+    "impulse_factor", "clearance_factor", "velocity_rms_mm_s",
+    "band_10_1000_hz", "band_1000_2000_hz", "band_2000_5000_hz", "band_5000_10000_hz", "env_peak_amp",
+)
+
+FS = 25600.0
+BLOCK = 8192
+CHANNELS = 2
+BASELINE_BLOCKS = 60
+TRAIN_BLOCKS = 60
+TRAIN_SEEDS = tuple(range(1000, 1008))
+# (rpm, noise_g, resonance_hz) per simulated asset of the training fleet.
+FLEET: tuple[tuple[float, float, float], ...] = (
+    (1480.0, 0.03, 3500.0), (2960.0, 0.02, 4200.0), (990.0, 0.04, 2800.0), (1780.0, 0.03, 5000.0),
+    (1480.0, 0.05, 3000.0), (2960.0, 0.03, 2600.0), (1180.0, 0.02, 4600.0), (1780.0, 0.04, 3800.0),
+)
+# Fixed rows every test compares shipped and rebuilt models on (z-scores: healthy-like and faulty-like).
+REFERENCE_SEED = 7
+
+
+def machine(index: int, seed: int, faults: Sequence[FaultSpec] = ()) -> MachineSignal:
+    rpm, noise, res = FLEET[index % len(FLEET)]
+    return MachineSignal(fs=FS, block_len=BLOCK, channels=CHANNELS, rpm=rpm, noise_g=noise,
+                         resonance_hz=res, faults=faults, seed=seed)
+
+
+@functools.lru_cache(maxsize=1)
+def extractor() -> FeatureExtractor:
+    return build(PipelineConfig())
+
+
+def block_features(sig: MachineSignal, seqs: Sequence[int]) -> np.ndarray:
+    """``(blocks, channels, features)`` float32 in the pipeline's name order."""
+    ex = extractor()
+    return np.stack([ex.compute(sig.block(s), sig.fs).values for s in seqs])
+
+
+def zoo_columns() -> list[int]:
+    names = extractor().names
+    return [names.index(n) for n in ZOO_FEATURES]
+
+
+@functools.lru_cache(maxsize=1)
+def training_rows() -> np.ndarray:
+    """Healthy z-score rows ``(n, len(ZOO_FEATURES))`` float32 from the training fleet."""
+    names = extractor().names
+    cols = zoo_columns()
+    chans = tuple(f"ch{i}" for i in range(CHANNELS))
+    rows = []
+    for i, seed in enumerate(TRAIN_SEEDS):
+        v = block_features(machine(i, seed), range(BASELINE_BLOCKS + TRAIN_BLOCKS))
+        base = fit_baseline(f"train{i}", v[:BASELINE_BLOCKS], names, chans)
+        z = np.stack([base.normalise(b, names, chans) for b in v[BASELINE_BLOCKS:]])
+        rows.append(z[:, :, cols].reshape(-1, len(cols)))
+    out = np.concatenate(rows).astype(np.float32)
+    return out[np.isfinite(out).all(axis=1)]
+
+
+def reference_rows() -> np.ndarray:
+    """64 fixed z-score rows: 48 healthy-like (N(0,1)), 16 with a few large deviations."""
+    rng = np.random.default_rng(REFERENCE_SEED)
+    x = rng.standard_normal((64, len(ZOO_FEATURES)))
+    x[48:, rng.integers(0, len(ZOO_FEATURES), 16)] += rng.uniform(3, 30, 16)
+    return x.astype(np.float32)
+
+
+def default_threshold(scores: np.ndarray) -> float:
+    """The model's own fallback threshold: 99.9 % of healthy training scores plus half the spread."""
+    from edgekit.models import calibrate_threshold
+
+    thr, _ = calibrate_threshold(scores, rate=0.001, margin=0.5)
+    return float(thr)
+
+
+def save(model: onnx.ModelProto, name: str, threshold: float, out_dir: Path = ZOO) -> Path:
+    """Check, annotate (baseline-normalised zoo features) and write ``<out_dir>/<name>.onnx``."""
+    onnx.checker.check_model(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.onnx"
+    annotate(model, inputs=ZOO_FEATURES, version=VERSION, threshold=threshold, normalise="baseline", out=path)
+    return path
+
+
+def onnx_scores(model: onnx.ModelProto | Path, rows: np.ndarray) -> np.ndarray:
+    """Run a (zoo) model on ``rows`` with onnxruntime; one score per row."""
+    from edgekit.models.contract import open_session
+
+    blob = model.read_bytes() if isinstance(model, Path) else model.SerializeToString()
+    sess = open_session(blob)
+    out = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(rows, dtype=np.float32)})[0]
+    return np.asarray(out, dtype=np.float32).reshape(len(rows))
+
+
+def finish(model: onnx.ModelProto, name: str, rows: np.ndarray, out_dir: Path = ZOO) -> Path:
+    """Fallback threshold from the healthy training scores, then annotate and save."""
+    return save(model, name, default_threshold(onnx_scores(model, rows)), out_dir)

@@ -1,0 +1,102 @@
+"""Train the zoo's IsolationForest (scikit-learn) and export it as ONE ONNX TreeEnsembleRegressor.
+
+Why not ``skl2onnx.to_onnx`` directly: its IsolationForest converter emits ~27 nodes per tree; for 100
+trees conversion took ~22 s here (its identity-removal pass is superlinear) and scoring 2 rows took
+0.7-5.6 ms (per-node overhead), which breaks both the < 30 s rebuild and the < 10 % scoring-cost
+targets. This exporter writes all trees into a single ``ai.onnx.ml.TreeEnsembleRegressor`` (leaf value
+= the tree's path length ``depth + c(n_leaf)``, summed over trees), then
+``Mul(-ln 2 / (n_trees c(max_samples))) -> Exp -> Add(offset_)``: the output is exactly scikit-learn's
+``-decision_function`` (higher = more anomalous). tests/models/test_zoo.py checks it against both
+scikit-learn and skl2onnx's own conversion (target_opset {'': 17, 'ai.onnx.ml': 3}).
+
+Run: ``python models/train/isolation_forest.py [OUT_DIR]`` (default models/zoo).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+NAME = "isolation_forest"
+N_TREES = 100
+MAX_SAMPLES = 256
+SEED = 0
+
+
+def fit(rows: np.ndarray, n_trees: int = N_TREES, seed: int = SEED) -> Any:
+    from sklearn.ensemble import IsolationForest
+
+    return IsolationForest(n_estimators=n_trees, max_samples=MAX_SAMPLES, random_state=seed).fit(rows)
+
+
+def export_forest(forest: Any) -> onnx.ModelProto:
+    """One TreeEnsembleRegressor graph equal to ``-forest.decision_function``."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    n_features = int(forest.n_features_in_)
+    attrs: dict[str, list[Any]] = {k: [] for k in (
+        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
+        "nodes_truenodeids", "nodes_falsenodeids", "target_treeids", "target_nodeids", "target_ids",
+        "target_weights")}
+    for t, (est, feats) in enumerate(zip(forest.estimators_, forest.estimators_features_, strict=True)):
+        tree = est.tree_
+        depth = tree.compute_node_depths().astype(np.float64)  # the decision path length, root = 1
+        apl = _average_path_length(tree.n_node_samples)
+        for node in range(tree.node_count):
+            left, right = int(tree.children_left[node]), int(tree.children_right[node])
+            attrs["nodes_treeids"].append(t)
+            attrs["nodes_nodeids"].append(node)
+            if left == -1:
+                attrs["nodes_featureids"].append(0)
+                attrs["nodes_values"].append(0.0)
+                attrs["nodes_modes"].append("LEAF")
+                attrs["nodes_truenodeids"].append(0)
+                attrs["nodes_falsenodeids"].append(0)
+                attrs["target_treeids"].append(t)
+                attrs["target_nodeids"].append(node)
+                attrs["target_ids"].append(0)
+                attrs["target_weights"].append(float(depth[node] + apl[node] - 1.0))
+            else:
+                attrs["nodes_featureids"].append(int(feats[tree.feature[node]]))
+                attrs["nodes_values"].append(float(tree.threshold[node]))
+                attrs["nodes_modes"].append("BRANCH_LEQ")  # scikit-learn: x <= threshold goes left
+                attrs["nodes_truenodeids"].append(left)
+                attrs["nodes_falsenodeids"].append(right)
+    denom = len(forest.estimators_) * float(_average_path_length([forest.max_samples_])[0])
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features])
+    y = helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, ["batch", 1])
+    nodes = [
+        helper.make_node("TreeEnsembleRegressor", ["features"], ["path_sum"], domain="ai.onnx.ml",
+                         n_targets=1, aggregate_function="SUM", post_transform="NONE", **attrs),
+        helper.make_node("Mul", ["path_sum", "k"], ["expo"]),
+        helper.make_node("Exp", ["expo"], ["iso_score"]),
+        helper.make_node("Add", ["iso_score", "offset"], ["anomaly_score"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(-math.log(2.0) / denom, np.float32), "k"),
+        numpy_helper.from_array(np.array(forest.offset_, np.float32), "offset"),
+    ]
+    g = helper.make_graph(nodes, NAME, [x], [y], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+                              producer_name="edgekit-zoo")
+    model.ir_version = 8
+    model.doc_string = "IsolationForest on baseline z-scores; output = -decision_function (see isolation_forest.md)"
+    return model
+
+
+def main(out_dir: Path = common.ZOO) -> Path:
+    rows = common.training_rows()
+    return common.finish(export_forest(fit(rows)), NAME, rows, out_dir)
+
+
+if __name__ == "__main__":
+    print(main(Path(sys.argv[1]) if len(sys.argv) > 1 else common.ZOO))
