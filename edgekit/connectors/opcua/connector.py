@@ -43,7 +43,7 @@ from .config import NodeConfig, OpcUaConnectionConfig
 from .decode import PointColumns, quality_of
 from .profile import expand
 from .resolve import resolve_refs
-from .security import apply_security, choose_endpoint
+from .session import open_session
 from .waveform import WaveformReader
 
 __all__ = ["OpcUaConnector"]
@@ -210,42 +210,12 @@ class OpcUaConnector:
         return self._client
 
     async def _connect(self) -> Client:
-        cfg = self.cfg
-        client = Client(cfg.endpoint, timeout=cfg.request_timeout, watchdog_intervall=cfg.keepalive)
-        client.session_timeout = int(cfg.session_timeout * 1000)
-        client.name = client.description = f"edgekit {cfg.name}"
-        endpoints = await asyncio.wait_for(client.connect_and_get_server_endpoints(), cfg.request_timeout * 2)
-        choice = choose_endpoint(cfg, endpoints)
-        if cfg.username and choice.mode != "SignAndEncrypt":
-            raise SecurityError("username/password are only sent over a SignAndEncrypt channel")
-        how = await apply_security(client, cfg, choice)
-        self._security = f"{choice.policy}/{choice.mode}" + (f" (server cert {how})" if choice.policy != "None" else "")
-        if cfg.username and cfg.password is not None:
-            client.set_user(cfg.username)
-            client.set_password(cfg.password.value())
         self._lost = asyncio.Event()
 
         async def on_lost(exc: Exception) -> None:
             self._mark_lost(f"session probe failed: {exc!r}")
 
-        client.connection_lost_callback = on_lost
-        try:
-            await asyncio.wait_for(client.connect(auto_reconnect=False), cfg.request_timeout * 3)
-        except ua.UaStatusCodeError as exc:
-            name = type(exc).__name__
-            if "Identity" in name or "UserAccessDenied" in name:
-                raise SecurityError(
-                    f"server refused user {cfg.username!r}: {name} (wrong user name or password?)"
-                ) from exc
-            if "Certificate" in name or "Security" in name:
-                raise SecurityError(f"server refused our certificate or policy: {name}") from exc
-            raise
-        except (TimeoutError, OSError) as exc:
-            client.disconnect_socket()
-            raise ConnectorError(f"cannot connect to {cfg.endpoint}: {exc!r}") from exc
-        except Exception:
-            client.disconnect_socket()
-            raise
+        client, self._security = await open_session(self.cfg, on_lost)
         self._client = client
         return client
 
