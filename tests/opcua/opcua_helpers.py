@@ -2,7 +2,7 @@
 
 The session server (``opcua_server``) is ``server_app.py`` in a subprocess offering None and every
 secure policy × mode, anonymous access and user ``operator`` / ``s3cret``. Tests that need to
-control the server's clock (waveform gaps) start an in-process ``TestServer`` themselves.
+control the server's clock (waveform gaps) start an in-process ``SimServer`` themselves.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A small asyncua server with the simulator's OPC UA layout, for the OPC UA connector tests.
 
-Runs in-process (``async with TestServer(...)``) or as a subprocess
+Runs in-process (``async with SimServer(...)``) or as a subprocess
 (``python tests/opcua/server_app.py --port P [--pki DIR] [--user U --password PW]``, prints
 ``READY <endpoint>`` when listening) so tests can SIGKILL and restart it. Layout: /tmp/simlayout.md
 (``ns=2;s=Machine01.SpeedRpm`` …, waveform arrays written before ``BlockSeq``), plus
@@ -79,7 +79,7 @@ def machine(i: int) -> str:
     return f"Machine{i:02d}"
 
 
-class TestServer:
+class SimServer:
     """The server and its update loop."""
 
     def __init__(self, port: int, machines: int = 2, pki: Path | None = None,
@@ -98,7 +98,7 @@ class TestServer:
         self._task: asyncio.Task[None] | None = None
         self.paused = False
 
-    async def start(self) -> TestServer:
+    async def start(self) -> SimServer:
         s = self.server
         await s.init()
         s.set_endpoint(self.endpoint)
@@ -167,7 +167,7 @@ class TestServer:
                 pass
         await self.server.stop()
 
-    async def __aenter__(self) -> TestServer:
+    async def __aenter__(self) -> SimServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -219,7 +219,7 @@ async def _main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     users = {args.user: args.password} if args.user else None
-    srv = TestServer(args.port, args.machines, args.pki, users)
+    srv = SimServer(args.port, args.machines, args.pki, users)
     await srv.start()
     print(f"READY {srv.endpoint}", flush=True)
     await asyncio.Event().wait()
