@@ -351,7 +351,11 @@ class ModbusConnector:
 
     async def _read(self, ds: _DeviceState, req: ReadRequest,
                     out: list[tuple[ReadRequest, Any, EdgekitError | None, float]]) -> bool:
-        """Read ``req``; on a refused merged request, bisect and learn barriers. Appends results to out."""
+        """Read ``req``; on a refused merged request, bisect and learn barriers. Appends results to out.
+
+        Returns True only when ``req`` itself was accepted: a gap is learned only between two halves
+        that were both accepted as they are (a half that needed splitting found its own refusal; any
+        other refused gap is found when the rebuilt plan meets it)."""
         t0 = time.time()
         try:
             raw = await self.link.read(req.table, req.start, req.count, ds.dev.unit_id)
@@ -367,11 +371,13 @@ class ModbusConnector:
                     ok_left = await self._read(ds, left, out)
                     ok_right = await self._read(ds, right, out)
                     if ok_left and ok_right:
+                        # both halves fine, the whole refused: the gap holds refused addresses (or, with
+                        # no gap, the device limits the request size: never merge these two again)
                         lo, hi = (left.end, right.start) if left.end < right.start else (left.end - 1, right.start + 1)
                         if ds.planner.refuse(req.table, lo, hi):
                             log.info("modbus %s: %s refuses %s %d..%d; never merging across it again",
                                      self.name, ds.dev.name, req.table, lo, hi - 1)
-                    return ok_left and ok_right
+                    return False
             out.append((req, None, exc, (t0 + time.time()) / 2))
             return False
         except (ConnectorError, DecodeError) as exc:
