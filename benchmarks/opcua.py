@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import _harness as harness  # noqa: E402
+import _harness as harness
 
 PERIOD_S = 0.02
 
