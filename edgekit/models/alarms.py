@@ -90,6 +90,8 @@ class AlarmBank:
         above = finite & (s >= threshold)
         self._hist[:, self._pos] = above
         self._pos = (self._pos + 1) % cfg.n
+        if not self.active.any() and not above.any():
+            return []  # the common healthy case: nothing to confirm, nothing to clear
         confirmed = self._hist.sum(axis=1) >= cfg.k
         clear_at = self.clear_level(threshold, centre)
         below = finite & (s < clear_at)

@@ -64,12 +64,12 @@ class Baseline:
     created: float = field(default_factory=time.time)
     sample_values: F32 = field(default_factory=lambda: np.empty((0, 0), np.float32))
     sample_channel: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
-    _maps: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Any, Any, Any]] = field(
+    _maps: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[F32, F32]] = field(
         default_factory=dict, repr=False
     )
 
-    def _aligned(self, names: Sequence[str], channels: Sequence[str]) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
-        """Location/scale laid out as ``(len(channels), len(names))``; NaN where the baseline has nothing."""
+    def _aligned(self, names: Sequence[str], channels: Sequence[str]) -> tuple[F32, F32]:
+        """float32 location and 1/scale laid out as ``(len(channels), len(names))``; NaN where unknown."""
         key = (tuple(names), tuple(channels))
         hit = self._maps.get(key)
         if hit is None:
@@ -86,8 +86,7 @@ class Baseline:
                     if c >= 0:
                         loc[r, j] = self.location[b, c]
                         scale[r, j] = self.scale[b, c]
-            known = np.isfinite(loc).all(axis=1)
-            hit = (loc, scale, known)
+            hit = (loc.astype(np.float32), (1.0 / scale).astype(np.float32))
             if len(self._maps) > 16:
                 self._maps.clear()
             self._maps[key] = hit
@@ -100,9 +99,10 @@ class Baseline:
 
     def normalise(self, values: F32, names: Sequence[str], channels: Sequence[str]) -> F32:
         """Robust z-scores of ``values`` ``(len(channels), len(names))``; NaN where no statistics exist."""
-        loc, scale, _ = self._aligned(names, channels)
-        z = (values.astype(np.float64) - loc) / scale
-        return np.clip(z, -Z_CLIP, Z_CLIP).astype(np.float32)
+        loc, inv_scale = self._aligned(names, channels)
+        z = np.subtract(values, loc, dtype=np.float32)
+        z *= inv_scale
+        return np.clip(z, -Z_CLIP, Z_CLIP, out=z)
 
     def sample_normalised(self, names: Sequence[str]) -> F32:
         """The stored healthy rows, normalised, with columns ``names`` (rows with gaps are NaN)."""

@@ -61,6 +61,7 @@ class Threshold:
 class _Slot:
     cfg: ModelConfig
     scorer: Scorer
+    name: str = ""
     next_check: float = 0.0
     refused: tuple[int, int] | None = None  # (mtime_ns, size) of the last refused file
 
@@ -92,7 +93,7 @@ class Detector:
         self._clock = clock
         self._lock = threading.RLock()
         self._assets: dict[str, _Asset] = {}
-        names = [s.cfg.model_name for s in self._slots]
+        names = [s.name for s in self._slots]
         if len(self._slots) == 1:
             self.columns: tuple[str, ...] = (SCORE_COLUMN,)
         else:
@@ -111,7 +112,7 @@ class Detector:
 
     @property
     def models(self) -> dict[str, Scorer]:
-        return {s.cfg.model_name: s.scorer for s in self._slots}
+        return {s.name: s.scorer for s in self._slots}
 
     # -- baselines ----------------------------------------------------------------------------------
     def _asset(self, asset: str) -> _Asset:
@@ -175,12 +176,12 @@ class Detector:
     def threshold(self, asset: str, model: str) -> Threshold | None:
         """The threshold in force for ``model`` on ``asset`` (None: no alarms possible yet)."""
         with self._lock:
-            slot = next(s for s in self._slots if s.cfg.model_name == model)
+            slot = next(s for s in self._slots if s.name == model)
             return self._threshold(self._asset(asset), slot)
 
     def _threshold(self, st: _Asset, slot: _Slot) -> Threshold | None:
         key = slot.scorer.info.sha256
-        hit = st.thresholds.get(slot.cfg.model_name)
+        hit = st.thresholds.get(slot.name)
         if hit is not None and hit[0] == key:
             return hit[1]
         cfg, info = slot.cfg, slot.scorer.info
@@ -195,7 +196,7 @@ class Detector:
             thr = Threshold(value, med, "baseline")
         elif info.threshold is not None:
             thr = Threshold(info.threshold, min(centre, info.threshold), "model")
-        st.thresholds[cfg.model_name] = (key, thr)
+        st.thresholds[slot.name] = (key, thr)
         return thr
 
     def _healthy_scores(self, base: Baseline, slot: _Slot) -> F32:
@@ -262,7 +263,7 @@ class Detector:
         thr = self._threshold(st, slot)
         if thr is None:
             return []
-        name = slot.cfg.model_name
+        name = slot.name
         bank = st.banks.get(name)
         if bank is None or bank.channels != frame.channels:
             bank = st.banks[name] = AlarmBank(slot.cfg.alarm, asset=frame.asset, model=name,
@@ -307,7 +308,7 @@ class Detector:
 
     def _reload_slot(self, slot: _Slot) -> Event | None:
         path = Path(slot.cfg.path)
-        name = slot.cfg.model_name
+        name = slot.name
         try:
             st = path.stat()
         except OSError as exc:
@@ -372,5 +373,5 @@ def build_detector(
                 f"models[{i}] ({name}): no threshold: the model declares no edgekit.threshold, the config sets "
                 "no threshold and calibrate = false"
             )
-        slots.append(_Slot(cfg=cfg, scorer=scorer))
+        slots.append(_Slot(cfg=cfg, scorer=scorer, name=name))
     return Detector(slots, feature_names, Path(baseline_dir), baseline or BaselineConfig(), clock)
