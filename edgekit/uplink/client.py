@@ -26,8 +26,10 @@ How it works (protocol: :mod:`edgekit.uplink.frames`)
 * Live data and backlog: order *within* a stream is strict (cumulative acks need it), so new rows
   of a stream wait behind that stream's own backlog; the drain runs at wire speed (≥ 5× a typical
   live rate, see docs/uplink.md), so the delay is bounded by backlog / (drain − live). Streams that
-  carry alarms (kinds ``event`` and ``gap``) are served first on every fill — an alarm raised during
-  a drain goes out at once instead of behind minutes of waveform/feature backlog.
+  carry alarms and losses (kinds ``event`` and ``gap``: streams named ``event/…`` and ``gap/…``, or
+  any stream in which such a record was seen) are served first on every fill, by a ``pending`` query
+  that excludes every other known stream — an alarm raised during a drain goes out at once instead
+  of behind minutes of waveform/feature backlog.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = ["UplinkClient"]
 log = logging.getLogger("edgekit.uplink")
 
 _PRIORITY_KINDS = frozenset({"event", "gap"})
+_PRIORITY_PREFIXES = ("event/", "gap/")  # the runtime's and the spool's stream names for those kinds
 _AFTER_ALL = 2**63 - 1  # an `after` cursor that excludes a stream from a pending() call
 _UNSENT = -1.0  # send time of a row that was dead-lettered locally instead of sent
 
@@ -402,17 +405,17 @@ class UplinkClient:
         """Send pending rows within the credit window; return how many were sent."""
         cfg = self.cfg
         sent = 0
-        known = set(cursor) | set(first)
         while inflight.count < credit and inflight.nbytes < cfg.window_bytes:
             room = min(credit - inflight.count, 4 * cfg.batch_records)
             budget = max(1, cfg.window_bytes - inflight.nbytes)
             rows: list[Any] = []
-            if self._priority_streams:
-                # alarms first: only the priority streams, every other known stream excluded
-                after = {s: _AFTER_ALL for s in known if s not in self._priority_streams}
-                after.update({s: cursor[s] for s in self._priority_streams if s in cursor})
+            known = set(cursor) | set(first)
+            if known:
+                # alarms first: every known non-alarm stream is excluded from this query
+                after = {s: _AFTER_ALL for s in known if not self._is_priority(s)}
+                after.update({s: cursor[s] for s in known if self._is_priority(s) and s in cursor})
                 rows = [r for r in self.spool.pending(self.name, limit=room, max_bytes=budget, after=after)
-                        if r.stream in self._priority_streams]
+                        if self._is_priority(r.stream) or r.kind in _PRIORITY_KINDS]
             if not rows:
                 rows = self.spool.pending(self.name, limit=room, max_bytes=budget, after=cursor)
             if not rows:
@@ -420,6 +423,9 @@ class UplinkClient:
             await self._send_rows(sock, rows, inflight, cursor, max_bytes)
             sent += len(rows)
         return sent
+
+    def _is_priority(self, stream: str) -> bool:
+        return stream in self._priority_streams or stream.startswith(_PRIORITY_PREFIXES)
 
     async def _send_rows(self, sock: zmq.asyncio.Socket, rows: list[Any], inflight: _InFlight,
                          cursor: dict[str, int], max_bytes: int) -> None:
