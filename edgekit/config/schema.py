@@ -14,7 +14,7 @@ from typing import Literal
 from ..connectors.modbus.config import ModbusConnectionConfig
 from ..connectors.opcua.config import OpcUaConnectionConfig
 from ..errors import ConfigError
-from ..models.config import ModelConfig
+from ..models.config import BaselineConfig, ModelConfig
 from ..pipeline.config import PipelineConfig
 from ..spool.config import SpoolConfig
 from ..uplink.config import UplinkConfig
@@ -69,6 +69,8 @@ class GatewayConfig:
     replay: list[ReplayConfig] = opt(doc="Recordings fed through the pipeline as if live", factory=list)
     pipeline: PipelineConfig = opt(doc="Vibration feature pipeline", factory=PipelineConfig)
     models: list[ModelConfig] = opt(doc="ONNX anomaly models", factory=list)
+    baseline: BaselineConfig = opt(doc="Per-asset healthy baselines and automatic commissioning",
+                                   factory=BaselineConfig)
     spool: SpoolConfig = opt(doc="Durable on-disk spool", factory=SpoolConfig)
     uplinks: list[UplinkConfig] = opt(doc="Destinations upstream (data centre, cloud)", factory=list)
 

@@ -93,6 +93,8 @@ class Gateway:
         self.latest: dict[str, dict[str, Any]] = {}  # per asset: last features summary (for views)
         self._metrics_server: MetricsServer | None = None
         self._processor: asyncio.Task[None] | None = None
+        self.spool_final_stats: dict[str, Any] = {}
+        self.final_uplink_health: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return (f"<Gateway {self.cfg.gateway.id} connectors={list(self.connectors)} "
@@ -116,7 +118,9 @@ class Gateway:
             if cfg.models:
                 from ..models import build_detector
 
-                self.detector = build_detector(cfg.models, self.extractor.names, self.data_dir / "baselines")
+                baseline_dir = Path(cfg.baseline.dir) if cfg.baseline.dir else self.data_dir / "baselines"
+                self.detector = build_detector(cfg.models, self.extractor.names, baseline_dir,
+                                               baseline=cfg.baseline)
         for mcfg in cfg.modbus:
             from ..connectors import modbus
 
@@ -201,6 +205,8 @@ class Gateway:
         if self._metrics_server:
             await self._metrics_server.stop()
         self._executor.shutdown(wait=True)
+        self.spool_final_stats = self.spool.stats()
+        self.final_uplink_health = {n: _safe_health(u) for n, u in self.uplinks.items()}
         self.spool.close()
         log.info("gateway stopped cleanly")
 
@@ -328,8 +334,9 @@ class Gateway:
                 summary[name] = float(np.nanmax(col)) if np.isfinite(col).any() else float("nan")
         summary["alarm"] = frame.asset in self._alarm_assets
         prev = self.latest.get(frame.asset, {})
-        score = summary.get("anomaly_score", float("nan"))
-        summary["max_anomaly_score"] = float(np.nanmax([prev.get("max_anomaly_score", np.nan), score]))
+        scores = [x for x in (prev.get("max_anomaly_score"), summary.get("anomaly_score"))
+                  if x is not None and np.isfinite(x)]
+        summary["max_anomaly_score"] = max(scores) if scores else float("nan")
         summary["alarms_raised"] = self.alarm_counts.get(frame.asset, 0)
         self.latest[frame.asset] = summary
 
