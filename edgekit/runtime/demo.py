@@ -114,13 +114,13 @@ routes = ["points", "features", "event", "waveform", "gap"]
 """
 
 
-async def _wait_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, str]:
+async def _wait_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, str]:
     from ..sim.spawn import wait_ready
 
     return await asyncio.to_thread(wait_ready, proc, timeout)
 
 
-def _stop(proc: subprocess.Popen[str] | None, timeout: float = 10.0) -> int | None:
+def _stop(proc: subprocess.Popen[Any] | None, timeout: float = 10.0) -> int | None:
     if proc is None or proc.poll() is not None:
         return None if proc is None else proc.returncode
     proc.send_signal(signal.SIGTERM)
@@ -154,7 +154,7 @@ async def run_demo(o: DemoOptions) -> dict[str, Any]:
     ramp = max(5.0, 0.5 * o.duration_s)
     sim = spawn(["--machines", str(o.machines), "--seed", str(o.seed), "--opcua-port", "0",
                  "--modbus-port", "0", "--fault", f"m02:outer_race:1.0:onset={onset:.0f}:ramp={ramp:.0f}"])
-    collector: subprocess.Popen[str] | None = None
+    collector: subprocess.Popen[Any] | None = None
     summary: dict[str, Any] = {}
     try:
         info = await _wait_line(sim, 60.0)
