@@ -6,9 +6,14 @@ import argparse
 import sys
 
 from edgekit.cli import collect
+from edgekit.errors import EdgekitError
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="edgekit")
     collect.register(parser.add_subparsers())
     args = parser.parse_args(["collect", *sys.argv[1:]])
-    sys.exit(args.func(args))
+    try:
+        sys.exit(args.func(args))
+    except EdgekitError as exc:  # as edgekit.cli.main does
+        print(f"edgekit: {exc}", file=sys.stderr)
+        sys.exit(1)
