@@ -19,38 +19,44 @@ from ..errors import EdgekitError
 __all__ = ["spawn", "wait_ready"]
 
 
-def spawn(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen[str]:
-    """Start ``python -m edgekit simulate *args``; stdout is a text pipe, stderr is inherited."""
+def spawn(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m edgekit simulate *args``; stdout is an unbuffered byte pipe, stderr is inherited."""
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     return subprocess.Popen(
         [sys.executable, "-m", "edgekit", "simulate", *args],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=child_env, cwd=cwd,
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0, env=child_env, cwd=cwd,
     )
 
 
-def wait_ready(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, str]:
+def wait_ready(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> dict[str, str]:
     """Read the child's start-up lines until ``READY``; returns ``{"OPCUA_ENDPOINT": …, "MODBUS": …}``.
 
+    Reads the raw pipe (no Python-level buffering, so ``select`` never misses a buffered line).
     Raises :class:`EdgekitError` if the child exits or ``timeout`` passes first.
     """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     info: dict[str, str] = {}
+    pending = b""
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise EdgekitError(f"simulator did not print READY within {timeout} s (got {info})")
             if not sel.select(left):
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 raise EdgekitError(f"simulator exited with code {proc.wait()} before READY (got {info})")
-            line = line.strip()
-            if line == "READY":
-                return info
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                info[key] = value
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").strip()
+                if line == "READY":
+                    return info
+                if line and not line.startswith("#") and "=" in line:
+                    key, _, value = line.partition("=")
+                    info[key] = value

@@ -1,4 +1,4 @@
-"""Simulator test fixtures: one running plant per test module (servers take ~2 s to start)."""
+"""Simulator test fixtures: one running plant for the whole session (servers take 2-6 s to start)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ PLANT_CFG = {
 }
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def plant() -> AsyncIterator[PlantSimulator]:
     async with PlantSimulator(load_sim_config(data=PLANT_CFG)) as sim:
         await sim.machines["m01"].wait_block(1)

@@ -17,10 +17,10 @@ from scipy import signal as sps
 from edgekit.sim.physics import ProcessState
 from edgekit.sim.plant import PlantSimulator, SimMachine
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def client(plant: PlantSimulator) -> AsyncIterator[AsyncModbusTcpClient]:
     c = AsyncModbusTcpClient(plant.modbus_host, port=plant.modbus_port, timeout=3)
     assert await c.connect()
