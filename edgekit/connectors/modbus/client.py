@@ -499,8 +499,6 @@ class ModbusConnector:
         ds.last_good_read = self.last_good_read = time.time()
         self._account(ds, answered=True)
         assert self._sink is not None
-        if result.torn:
-            self.errors["torn"] += 1
         if result.gap_event is not None:
             self._sink.event(result.gap_event)
         if result.block is not None:
