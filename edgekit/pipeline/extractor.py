@@ -32,6 +32,7 @@ from .cepstrum import Cepstrum
 from .config import PipelineConfig
 from .envelope import BEARING_FEATURES, Envelope
 from .harmonics import Harmonics, OrderSpectrum
+from .memory import keep_heap
 from .time_domain import TimeDomain
 from .velocity import UNIT_TO_MS2, Velocity
 from .welch import WelchBands
@@ -192,6 +193,8 @@ def _geometry(cfg: PipelineConfig) -> BearingGeometry | None:
 def build(cfg: PipelineConfig | None = None) -> FeatureExtractor:
     """A :class:`FeatureExtractor` for ``cfg`` (defaults if ``None``); logs what it left out."""
     cfg = cfg or PipelineConfig()
+    if cfg.keep_heap:
+        keep_heap()
     user = {k: ZoneProfile(k, _triple(t.bounds_mm_s), t.provenance) for k, t in cfg.zone_tables.items()}
     zone = resolve(cfg.zone_profile, user)
     has_speed = cfg.rpm > 0 or cfg.block_speed
