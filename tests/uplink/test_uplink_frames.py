@@ -147,7 +147,7 @@ frame_bytes = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(st.lists(frame_bytes, max_size=6), st.booleans())
 def test_decoder_property_random_frames_only_raise_decode_error(frames: list[bytes], tag: bool) -> None:
     if tag:
