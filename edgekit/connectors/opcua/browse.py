@@ -39,9 +39,12 @@ class FoundVariable:
     unit: str = ""
     writable: bool = False
 
+    value_is_array: bool = False  # for ValueRank -2/-3 (Any / ScalarOrOneDimension): the current value
+
     @property
     def is_array(self) -> bool:
-        return self.value_rank >= 1 or self.value_rank == 0 and bool(self.array_dims)
+        # ValueRank >= 1: n dimensions; 0: one or more dimensions; -1 scalar; -2/-3 look at the value
+        return self.value_rank >= 0 or (self.value_rank in (-2, -3) and self.value_is_array)
 
     def browse_path(self, default_ns: int) -> str:
         return "/".join(name if ns == default_ns else f"{ns}:{name}" for ns, name in self.path)
@@ -166,6 +169,11 @@ async def browse(
         if ac.Value is not None and isinstance(ac.Value.Value, int):
             fv.writable = bool(ac.Value.Value & ua.AccessLevel.CurrentWrite.mask)
         variables.append(fv)
+    undecided = [v for v in variables if v.value_rank in (-2, -3)]
+    if undecided:
+        vals = await _read(client, [ua.NodeId.from_string(v.node_id) for v in undecided], ua.AttributeIds.Value)
+        for v, dv in zip(undecided, vals, strict=True):
+            v.value_is_array = dv.Value is not None and isinstance(dv.Value.Value, list)
     return BrowseResult(variables, visited, truncated, await client.get_namespace_array())
 
 
