@@ -58,13 +58,15 @@ async def test_server_killed_and_restarted() -> None:
 
 
 class Proxy:
-    """A TCP forwarder on loopback whose connections can be cut."""
+    """A TCP forwarder on loopback whose connections can be cut, or frozen (bytes silently dropped)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
+        self.conns = 0
+        self.frozen: set[int] = set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -72,16 +74,23 @@ class Proxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         self.writers += [writer, up_w]
+        self.conns += 1
+        conn = self.conns
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await src.read(65536):
+                    if conn in self.frozen:
+                        continue  # a dead network path: nothing arrives, nothing is closed
                     dst.write(data)
                     await dst.drain()
             dst.close()
 
         with contextlib.suppress(asyncio.CancelledError):  # the test's loop is closing
             await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    def freeze(self) -> None:
+        self.frozen.update(range(1, self.conns + 1))
 
     def cut(self) -> None:
         for w in self.writers:
@@ -112,5 +121,27 @@ async def test_connection_cut_leaves_no_duplicate_subscription(opcua_server: Ser
             await asyncio.sleep(0.5)
             # the old session is still alive on the server (60 s timeout) but its subscription is gone
             assert _points_since(r.sink, t_back, "subs")[-1] == before
+    finally:
+        await proxy.stop()
+
+
+async def test_silent_dead_link_is_detected_by_the_watchdogs(opcua_server: ServerProcess) -> None:
+    """No FIN, no RST: only the session probe / publish watchdog can notice."""
+    proxy = Proxy(opcua_server.port)
+    await proxy.start()
+    try:
+        endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/edgekit/sim"
+        cfg = make_config(endpoint, security_policy="None", nodes=NODES)  # keepalive 500 ms, timeout 2 s
+        async with running(cfg) as r:
+            await r.wait_for(lambda s: len(_points_since(s, 0, "counter")) >= 2)
+            proxy.freeze()
+            t_freeze = time.monotonic()
+            await r.wait_for(lambda s: EventKind.CONNECTOR_DOWN in s.kinds(), timeout=15, what="dead link detected")
+            detected = time.monotonic() - t_freeze
+            t_back = time.time()
+            await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10, what="data again")
+        assert detected < 3 * 0.5 + 2.0 + 2.0  # publish watchdog limit + one probe/check period of slack
+        down = next(e for e in r.sink.events if e.kind is EventKind.CONNECTOR_DOWN)
+        assert "probe" in down.message or "keep-alive" in down.message or "publish" in down.message
     finally:
         await proxy.stop()
