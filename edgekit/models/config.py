@@ -60,6 +60,11 @@ class ModelConfig:
     threshold_margin: float = opt(
         0.5, "Calibrated threshold = q + margin x (q - median), q the (1 - rate) quantile of baseline scores"
     )
+    model_threshold_floor: bool = opt(
+        True,
+        "A calibrated threshold is never below the model's own edgekit.threshold (measured out-of-sample by "
+        "its author; a short commissioning underestimates the healthy tail)",
+    )
     intra_op_threads: int = opt(1, "onnxruntime intra-op threads (keep 1 on a gateway: cores are shared)")
     reload: bool = opt(True, "Replace the model when its file changes (validated first; no data dropped)")
     reload_interval: Duration = opt(5.0, "How often the file's modification time is checked")

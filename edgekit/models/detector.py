@@ -11,7 +11,8 @@ alarm events of that block:
   (``<baseline_dir>/<asset>.json``). An asset without one is commissioned automatically from its first
   ``commission_blocks`` good blocks (scores are NaN meanwhile), then the baseline is saved;
 * thresholds, per asset and model: ``threshold`` from the config, else calibrated on the baseline's
-  healthy sample to ``target_false_alarm_rate``, else the model's ``edgekit.threshold``;
+  healthy sample to ``target_false_alarm_rate`` (never below the model's own ``edgekit.threshold``
+  while ``model_threshold_floor`` is on), else the model's ``edgekit.threshold``;
 * hot reload: every ``reload_interval`` the model file's mtime is checked; a changed file is loaded and
   contract-checked *before* it replaces the old session (the old one keeps scoring meanwhile, so no
   block is dropped); a bad file is refused with a ``model_reloaded`` event of severity WARNING and
@@ -54,7 +55,7 @@ class Threshold:
 
     value: float
     centre: float
-    source: str  # "config" | "baseline" | "model"
+    source: str  # "config" | "baseline" | "model" | "model (floor above baseline calibration)"
 
 
 @dataclass
@@ -193,7 +194,10 @@ class Detector:
             thr = Threshold(cfg.threshold, min(centre, cfg.threshold), "config")
         elif cfg.calibrate and healthy is not None and np.isfinite(healthy).sum() >= 10:
             value, med = calibrate_threshold(healthy, cfg.target_false_alarm_rate, cfg.threshold_margin)
-            thr = Threshold(value, med, "baseline")
+            if cfg.model_threshold_floor and info.threshold is not None and info.threshold > value:
+                thr = Threshold(info.threshold, min(med, info.threshold), "model (floor above baseline calibration)")
+            else:
+                thr = Threshold(value, med, "baseline")
         elif info.threshold is not None:
             thr = Threshold(info.threshold, min(centre, info.threshold), "model")
         st.thresholds[slot.name] = (key, thr)

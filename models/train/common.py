@@ -92,11 +92,12 @@ def reference_rows() -> np.ndarray:
     return x.astype(np.float32)
 
 
-def default_threshold(scores: np.ndarray) -> float:
-    """The model's own fallback threshold: 99.9 % of healthy training scores plus half the spread."""
+def default_threshold(scores: np.ndarray, margin: float = 0.5) -> float:
+    """The model's own threshold: the 99.9 % quantile q of healthy training scores (out-of-baseline rows)
+    plus ``margin x (q - median)``."""
     from edgekit.models import calibrate_threshold
 
-    thr, _ = calibrate_threshold(scores, rate=0.001, margin=0.5)
+    thr, _ = calibrate_threshold(scores, rate=0.001, margin=margin)
     return float(thr)
 
 
@@ -119,6 +120,6 @@ def onnx_scores(model: onnx.ModelProto | Path, rows: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float32).reshape(len(rows))
 
 
-def finish(model: onnx.ModelProto, name: str, rows: np.ndarray, out_dir: Path = ZOO) -> Path:
-    """Fallback threshold from the healthy training scores, then annotate and save."""
-    return save(model, name, default_threshold(onnx_scores(model, rows)), out_dir)
+def finish(model: onnx.ModelProto, name: str, rows: np.ndarray, out_dir: Path = ZOO, margin: float = 0.5) -> Path:
+    """The model's own threshold from its healthy training scores, then annotate and save."""
+    return save(model, name, default_threshold(onnx_scores(model, rows), margin), out_dir)

@@ -198,3 +198,14 @@ def test_reload_from_another_thread_while_scoring(tmp_path: Path) -> None:
     t.join()
     assert len(results) == 300 and all(np.isfinite(r.column("anomaly_score")).all() for r in results)
     assert det.models["live"].info.version == "2"
+
+
+def test_model_threshold_is_a_floor_for_calibration(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    m = write_model(tmp_path / "m.onnx", INPUTS, threshold=1e6)
+    cfgs = [ModelConfig(path=str(m), name="floor"), ModelConfig(path=str(m), name="free", model_threshold_floor=False)]
+    det = build_detector(cfgs, NAMES, tmp_path, baseline=BaselineConfig(commission_blocks=50))
+    commission(det, rng, blocks=50)
+    floor, free = det.threshold("pump1", "floor"), det.threshold("pump1", "free")
+    assert floor is not None and floor.value == 1e6 and floor.source.startswith("model (floor")
+    assert free is not None and free.source == "baseline" and free.value < 100
