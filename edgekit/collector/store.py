@@ -30,7 +30,6 @@ an ACKed record survives a crash of the collector or its machine (``synchronous=
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -87,10 +86,6 @@ class WriteResult:
     acks: dict[str, int] = field(default_factory=dict)  # stream -> highest seq handled
 
 
-def _f(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
 class Store:
     """Append-only writer of the store file (one per collector; see module docstring)."""
 
@@ -107,6 +102,7 @@ class Store:
         self._conn.executescript(_SCHEMA)
         self._conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
+        self._feature_sql: dict[tuple[str, ...], str] = {}
         self._in_tx = False
         self._dups: dict[tuple[str, str, str], int] = {}
 
@@ -135,6 +131,9 @@ class Store:
             self._conn.execute("ROLLBACK")
             self._in_tx = False
             self._dups.clear()
+            # columns added in the rolled-back transaction are gone again
+            self._feature_sql.clear()
+            self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
 
     def close(self) -> None:
         self.rollback()
@@ -184,7 +183,7 @@ class Store:
             reasons = rec.reasons or ("",) * n
             cur.executemany(
                 "INSERT INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(*key, rec.device, t, _f(v), tx, s, rv, q, why) for t, v, tx, s, rv, q, why in zip(
+                [(*key, rec.device, t, v, tx, s, rv, q, why) for t, v, tx, s, rv, q, why in zip(
                     rec.tags, rec.values.tolist(), text, rec.source_ts.tolist(), rec.recv_ts.tolist(),
                     rec.quality.tolist(), reasons, strict=True)],
             )
@@ -206,22 +205,31 @@ class Store:
                         (*key, rec.stream, rec.first_seq, rec.last_seq, rec.count, rec.reason, rec.ts))
         return None
 
+    def _features_sql(self, cur: sqlite3.Cursor, names: tuple[str, ...]) -> str:
+        sql = self._feature_sql.get(names)
+        if sql is None:
+            cols = [f"f_{n}" if n in _FIXED_FEATURE_COLUMNS else n for n in names]
+            for c in cols:
+                if c not in self._feature_cols:
+                    quoted = '"' + c.replace('"', '""') + '"'
+                    cur.execute(f"ALTER TABLE features ADD COLUMN {quoted} REAL")
+                    self._feature_cols.add(c)
+            quoted_cols = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
+            marks = ", ".join("?" * (9 + len(cols)))
+            sql = (f"INSERT INTO features (gateway, stream, seq, asset, block_seq, t0, channel, quality, reason, "
+                   f"{quoted_cols}) VALUES ({marks})")
+            if len(self._feature_sql) < 1024:
+                self._feature_sql[names] = sql
+        return sql
+
     def _insert_features(self, cur: sqlite3.Cursor, key: tuple[str, str, int], rec: FeatureFrame) -> None:
-        cols = [f"f_{n}" if n in _FIXED_FEATURE_COLUMNS else n for n in rec.names]
-        for c in cols:
-            if c not in self._feature_cols:
-                quoted = '"' + c.replace('"', '""') + '"'
-                cur.execute(f"ALTER TABLE features ADD COLUMN {quoted} REAL")
-                self._feature_cols.add(c)
-        names = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
-        marks = ", ".join("?" * (9 + len(cols)))
+        sql = self._features_sql(cur, rec.names)
         reasons = rec.reasons or ("",) * len(rec.channels)
-        values = rec.values.tolist()
-        sql = (f"INSERT INTO features (gateway, stream, seq, asset, block_seq, t0, channel, quality, reason, "
-               f"{names}) VALUES ({marks})")
+        head = (*key, rec.asset, rec.seq, rec.t0)
+        # NaN binds as NULL in SQLite, so the float rows go in as they are (no per-value Python work)
         cur.executemany(sql, [
-            (*key, rec.asset, rec.seq, rec.t0, ch, q, why, *(_f(v) for v in row))
-            for ch, q, why, row in zip(rec.channels, rec.quality.tolist(), reasons, values, strict=True)
+            (*head, ch, q, why, *row)
+            for ch, q, why, row in zip(rec.channels, rec.quality.tolist(), reasons, rec.values.tolist(), strict=True)
         ])
 
 

@@ -1,0 +1,216 @@
+"""Uplink: feature values delivered per second end to end, edgekit vs raw pyzmq PUSH/PULL.
+
+The payload is N FeatureFrames of 16 channels × 32 features (512 float32 values each, ≈ 2.6 KB as
+packed by ``edgekit.codec``), built before timing. Both paths run with the receiver in a forked
+child process (its CPU is separate, like a data-centre machine), on loopback TCP:
+
+* **edgekit**: a worker thread admits the frames to a Spool (``append_many`` in groups of 64, WAL,
+  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 512, batches of 64) sends them to a
+  Collector (CURVE, allow-list) that decodes every record into the SQLite store (``synchronous=FULL``)
+  and ACKs after each commit; the clock stops when the spool has no unacknowledged row.
+* **raw**: a PUSH socket sends the same packed blobs, one message each, to a PULL socket in the
+  child, which only counts them (no security, no durability, no decoding, no acks).
+
+Reported: values/s for both and their ratio (target ≥ 0.5), and the same edgekit run with both
+SQLite files at ``synchronous=NORMAL`` — the difference is the cost of fsync at every commit. To show
+where the time goes, also the spool's admission rate during the run and the collector store alone
+(decode + insert + commit, no network).
+
+    .venv/bin/python benchmarks/uplink.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import _harness as harness
+import numpy as np
+import zmq
+
+from edgekit import codec
+from edgekit.types import FeatureFrame
+
+CHANNELS, FEATURES = 16, 32
+STREAM = "features/m01"
+
+
+def make_blobs(n: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    names = tuple(f"f{i}" for i in range(FEATURES))
+    chans = tuple(f"ch{i}" for i in range(CHANNELS))
+    q = np.zeros(CHANNELS, np.uint8)
+    return [codec.pack(FeatureFrame("m01", rng.normal(size=(CHANNELS, FEATURES)).astype(np.float32), names, chans,
+                                    1.7e9 + i, i, q, ("",) * CHANNELS)) for i in range(n)]
+
+
+# ------------------------------------------------------------------ raw baseline
+
+
+def _pull(endpoint: str, n: int, conn: Any) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PULL)
+    s.bind(endpoint)
+    conn.send(s.getsockopt_string(zmq.LAST_ENDPOINT))
+    for _ in range(n):
+        s.recv(copy=False)
+    conn.send(time.perf_counter())
+    s.close(linger=0)
+    ctx.term()
+
+
+def raw_rate(blobs: list[bytes]) -> float:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("fork").Process(target=_pull, args=("tcp://127.0.0.1:*", len(blobs), child))
+    proc.start()
+    endpoint = parent.recv()
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PUSH)
+    s.connect(endpoint)
+    s.send(blobs[0])  # connection up before the clock starts
+    t0 = time.perf_counter()
+    for b in blobs[1:]:
+        s.send(b, copy=False)
+    t1 = parent.recv()
+    proc.join()
+    s.close(linger=0)
+    ctx.term()
+    return (len(blobs) - 1) * CHANNELS * FEATURES / (t1 - t0)
+
+
+# ------------------------------------------------------------------ edgekit path
+
+
+def _collect(store: str, secret: bytes, allow: str, sync: str, ready: Any, stop: Any) -> None:
+    from edgekit.collector import Collector
+
+    c = Collector(["tcp://127.0.0.1:*"], store, allow_dir=allow, secret_key=secret, synchronous=sync)
+    t = threading.Thread(target=lambda: (stop.wait(), flag.set()))
+    flag = threading.Event()
+    t.start()
+
+    def report() -> None:
+        c.ready.wait()
+        ready.send(c.endpoints[0])
+
+    threading.Thread(target=report).start()
+    c.serve(flag)
+
+
+def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path) -> dict[str, float]:
+    from edgekit.config.parse import parse
+    from edgekit.spool import Spool, SpoolConfig
+    from edgekit.uplink import UplinkClient, UplinkConfig
+    from edgekit.uplink.security import generate_keypair, parse_secret_key
+
+    tmp.mkdir()
+    srv_pub, srv_sec = generate_keypair(tmp / "keys", "collector")
+    gw_pub, gw_sec = generate_keypair(tmp / "keys", "gw-1")
+    allow = tmp / "allow"
+    allow.mkdir()
+    (allow / "gw-1.key").write_bytes(gw_pub.read_bytes())
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    stop = ctx.Event()
+    proc = ctx.Process(target=_collect, args=(str(tmp / "store.sqlite"), parse_secret_key(srv_sec.read_text()),
+                                              str(allow), sync.upper(), child, stop))
+    proc.start()
+    endpoint = parent.recv()
+    spool = Spool(tmp / "spool.sqlite", parse(SpoolConfig, {"synchronous": sync, "max_bytes": "2GiB",
+                                                            "reserve_free_bytes": 0}, "spool"),
+                  {"dc": ("features", "gap")})
+    cfg = parse(UplinkConfig, {"name": "dc", "endpoints": [endpoint], "server_public_key": str(srv_pub),
+                               "secret_key": {"file": str(gw_sec)}, "credit": 512, "batch_records": 64,
+                               "compression": "none"}, "uplinks[0]")
+    client = UplinkClient(cfg, spool, "gw-1")
+
+    async def run() -> dict[str, float]:
+        task = asyncio.create_task(client.run())
+        while client.state != "connected":
+            await asyncio.sleep(0.01)
+        append_s = [0.0]
+
+        def produce() -> None:
+            t = time.perf_counter()
+            now = time.time()
+            for i in range(0, len(blobs), 64):
+                spool.append_many([(STREAM, "features", b, now) for b in blobs[i:i + 64]])
+                client.notify()
+            append_s[0] = time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        worker = threading.Thread(target=produce)
+        worker.start()
+        while client.delivered < len(blobs):
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - t0
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        worker.join()
+        assert spool.backlog("dc")[0] == 0
+        return {"elapsed": elapsed, "append_s": append_s[0]}
+
+    try:
+        out = asyncio.run(run())
+    finally:
+        spool.close()
+        stop.set()
+        proc.join(10)
+    from edgekit.collector import store_summary
+
+    summary = store_summary(tmp / "store.sqlite")
+    assert summary["records"] == len(blobs) and summary["missing"] == 0, summary
+    values = len(blobs) * CHANNELS * FEATURES
+    return {"values_per_s": values / out["elapsed"], "spool_append_values_per_s": values / out["append_s"]}
+
+
+def store_rate(blobs: list[bytes], tmp: Path) -> float:
+    """The collector's store alone: decode + insert + commit every 64 records (synchronous=FULL)."""
+    from types import SimpleNamespace
+
+    from edgekit.collector import Store
+
+    st = Store(tmp / "store-only.sqlite")
+    recs = [SimpleNamespace(stream=STREAM, seq=i + 1, kind="features", ts=0.0, blob=b) for i, b in enumerate(blobs)]
+    t0 = time.perf_counter()
+    for i in range(0, len(recs), 64):
+        st.write("gw-1", "ep", recs[i:i + 64])
+        st.commit()
+    elapsed = time.perf_counter() - t0
+    st.close()
+    return len(blobs) * CHANNELS * FEATURES / elapsed
+
+
+def measure(quick: bool) -> harness.Figures:
+    n = 3000 if quick else 20000
+    blobs = make_blobs(n)
+    with tempfile.TemporaryDirectory() as d:
+        raw = raw_rate(blobs)
+        full = edgekit_rate(blobs, "full", Path(d) / "full")
+        normal = edgekit_rate(blobs, "normal", Path(d) / "normal")
+        store_only = store_rate(blobs, Path(d))
+    return {
+        "records": n,
+        "values_per_record": CHANNELS * FEATURES,
+        "record_bytes": len(blobs[0]),
+        "raw_pushpull_values_per_s": round(raw),
+        "edgekit_full_values_per_s": round(full["values_per_s"]),
+        "edgekit_normal_values_per_s": round(normal["values_per_s"]),
+        "spool_append_full_values_per_s": round(full["spool_append_values_per_s"]),
+        "collector_store_full_values_per_s": round(store_only),
+        "edgekit_vs_raw_ratio": full["values_per_s"] / raw,
+        "fsync_cost_ratio": normal["values_per_s"] / full["values_per_s"],
+    }
+
+
+if __name__ == "__main__":
+    harness.main("uplink", measure)
