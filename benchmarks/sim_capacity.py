@@ -22,7 +22,7 @@ from edgekit.sim.config import load_sim_config
 from edgekit.sim.physics import FaultSpec, MachineSignal
 from edgekit.sim.plant import PlantSimulator
 
-MACHINES = 50
+MACHINES = int(os.environ.get("EDGEKIT_SIM_BENCH_MACHINES", "50"))  # override to probe other sizes
 
 
 def _physics_only(seconds_of_signal: float) -> float:

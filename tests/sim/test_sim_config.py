@@ -72,3 +72,11 @@ def test_toml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
     p.write_text("machines = = 3\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_sim_config(p)
+
+
+def test_docs_list_every_config_key() -> None:
+    from edgekit.config.parse import describe
+
+    text = (REPO / "docs" / "simulator.md").read_text()
+    missing = [key for key, *_ in describe(SimConfig) if f"`{key}`" not in text]
+    assert not missing, f"docs/simulator.md lacks {missing}"
