@@ -26,6 +26,7 @@ import logging
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,12 @@ class GatewaySink:
         self._gw.metrics.points.labels(self.connector).inc(len(batch))
         self._gw.supervisor.touch(self.connector)
         await self._gw.queue.put(batch)
+        self._gw.counts["received"] += 1
 
     async def waveform(self, block: WaveformBlock) -> None:
         self._gw.supervisor.touch(self.connector)
         await self._gw.queue.put(block)
+        self._gw.counts["received"] += 1
 
     def event(self, event: Event) -> None:
         self._gw.emit(event)
@@ -89,11 +92,12 @@ class Gateway:
         self._zones: dict[tuple[str, str], int] = {}
         self._alarm_assets: set[str] = set()
         self.alarm_counts: dict[str, int] = {}
-        self.counts = {"blocks": 0, "frames": 0, "points": 0, "records": 0, "events": 0, "bad_blocks": 0}
+        self.counts = {"received": 0, "processed": 0, "blocks": 0, "frames": 0, "points": 0, "records": 0, "events": 0, "bad_blocks": 0}
         self.latest: dict[str, dict[str, Any]] = {}  # per asset: last features summary (for views)
         self._metrics_server: MetricsServer | None = None
         self._processor: asyncio.Task[None] | None = None
         self.spool_final_stats: dict[str, Any] = {}
+        self.listeners: list[Callable[[Event], None]] = []  # called on the loop thread for every event
         self.final_uplink_health: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
@@ -145,6 +149,12 @@ class Gateway:
     def emit(self, event: Event) -> None:
         """Record an event; it reaches the spool with the next processed batch (never dropped)."""
         self._events.append(event)
+        self._observe(event)
+
+    def _observe(self, event: Event) -> None:
+        """Count, log and pass on an event (loop thread). Pipeline events are spooled by the worker."""
+        for listener in self.listeners:
+            listener(event)
         self.metrics.events.labels(event.kind.value).inc()
         if event.kind is EventKind.TASK_RESTARTED:
             self.metrics.restarts.labels(event.source).inc()
@@ -208,7 +218,10 @@ class Gateway:
         self.spool_final_stats = self.spool.stats()
         self.final_uplink_health = {n: _safe_health(u) for n, u in self.uplinks.items()}
         self.spool.close()
-        log.info("gateway stopped cleanly")
+        c = self.counts
+        log.info("gateway stopped cleanly: %d items received, %d processed, %d records spooled, backlog %s",
+                 c["received"], c["processed"], c["records"],
+                 {n: h.get("backlog") for n, h in self.final_uplink_health.items()})
 
     async def _process_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -237,7 +250,8 @@ class Gateway:
                 log.error("pipeline batch failed, %d items lost: %s", len(items), exc)
                 continue
             self.metrics.pipeline_s.observe(time.perf_counter() - t0)
-            self._events.extend(new_events)
+            for event in new_events:
+                self._observe(event)
             for uplink in self.uplinks.values():
                 uplink.notify()
             self._update_backlog_gauges()
@@ -254,6 +268,7 @@ class Gateway:
         records: list[Record] = list(events)
         new_events: list[Event] = []
         for item in items:
+            self.counts["processed"] += 1
             if isinstance(item, PointBatch):
                 self.counts["points"] += len(item)
                 records.append(item)
@@ -283,7 +298,7 @@ class Gateway:
         records.extend(new_events)
         self.counts["events"] += len(events) + len(new_events)
         self._spool(records)
-        return []
+        return new_events
 
     def _spool(self, records: list[Record]) -> None:
         if not records:
