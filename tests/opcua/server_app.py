@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from asyncua import Server, ua
+from asyncua import Server, ua, uamethod
 from asyncua.crypto.permission_rules import User, UserRole
 
 NAMESPACE = "urn:edgekit:sim"
@@ -73,6 +73,11 @@ class Users:
         if username in self.users and self.users[username] == password:
             return User(role=UserRole.User, name=username)
         return None
+
+
+@uamethod
+def _twice(parent: Any, x: float) -> float:
+    return 2 * x
 
 
 def machine(i: int) -> str:
@@ -151,6 +156,8 @@ class SimServer:
         await self.vars["Test.Counter"].set_writable()
         self.vars["Test.SubscriptionCount"] = await test.add_variable(
             ua.NodeId("Test.SubscriptionCount", ns), ua.QualifiedName("SubscriptionCount", ns), 0, ua.VariantType.Int32)
+        await test.add_method(ua.NodeId("Test.Twice", ns), ua.QualifiedName("Twice", ns), _twice,
+                              [ua.VariantType.Double], [ua.VariantType.Double])
         await s.start()
         self._task = asyncio.create_task(self._update())
         return self

@@ -119,3 +119,16 @@ async def test_writes_only_when_configured(opcua_server: ServerProcess) -> None:
             await r.connector.write("speed", 1.0)
         await r.connector.write("sp", 1234.0)
         await r.wait_for(lambda s: s.latest()[("t", "sp")][0] == 1234.0, what="written value comes back")
+
+
+async def test_method_call_only_when_writable(opcua_server: ServerProcess) -> None:
+    nodes = [{"tag": "speed", "node_id": "ns=2;s=Machine01.SpeedRpm"}]
+    for writable in (False, True):
+        cfg = make_config(opcua_server.endpoint, security_policy="None", nodes=nodes, writable=writable)
+        async with running(cfg) as r:
+            await r.wait_for(lambda s: bool(s.points_))
+            if writable:
+                assert await r.connector.call("ns=2;s=Test", "ns=2;s=Test.Twice", 21.0) == 42.0
+            else:
+                with pytest.raises(ConfigError, match="writable"):
+                    await r.connector.call("ns=2;s=Test", "ns=2;s=Test.Twice", 21.0)

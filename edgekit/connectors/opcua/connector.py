@@ -42,7 +42,7 @@ from ...types import Event, EventKind, Severity
 from .config import NodeConfig, OpcUaConnectionConfig
 from .decode import PointColumns, quality_of
 from .profile import expand
-from .resolve import resolve_refs
+from .resolve import parse_node_id, resolve_refs
 from .session import open_session
 from .waveform import WaveformReader
 
@@ -189,12 +189,14 @@ class OpcUaConnector:
             raise translate(exc, f"writing {tag}") from exc
 
     async def call(self, object_id: str, method_id: str, *args: Any) -> Any:
-        """Call a method; only on a ``writable`` connection."""
+        """Call a method (node ids as in the config, ``nsu=`` allowed); only on a ``writable`` connection."""
         if not self.cfg.writable:
             raise ConfigError("writable", "method calls need writable = true on the connection")
         client = self._require_client()
+        ns_array = await client.get_namespace_array()
+        obj, method = parse_node_id(object_id, ns_array), parse_node_id(method_id, ns_array)
         try:
-            return await client.get_node(object_id).call_method(method_id, *args)
+            return await client.get_node(obj).call_method(method, *args)
         except Exception as exc:
             raise translate(exc, f"calling {method_id}") from exc
 
