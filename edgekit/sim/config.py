@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ..config.parse import Duration, Secret, opt, parse
 from ..errors import ConfigError
-from .physics import BEARINGS, FAULT_KINDS, FaultSpec
+from .physics import FAULT_KINDS, BearingGeometry, FaultSpec
 
 __all__ = [
     "FaultConfig",
@@ -27,6 +27,7 @@ __all__ = [
     "OpcUaSimConfig",
     "SecurityOptions",
     "SimConfig",
+    "bearing_geometry",
     "load_sim_config",
     "machine_id",
     "parse_fault_flag",
@@ -35,6 +36,17 @@ __all__ = [
 FaultKindName = Literal["unbalance", "misalignment", "outer_race", "inner_race", "ball", "cage", "gear", "looseness"]
 PolicyName = Literal["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
 ModeName = Literal["Sign", "SignAndEncrypt"]
+
+
+def bearing_geometry(name: str) -> BearingGeometry:
+    """The simulator's geometry for a designation in the pipeline's catalogue (the one authority).
+
+    Raises :class:`ConfigError` (key ``bearing``) naming the known designations.
+    """
+    from ..pipeline.bearings import lookup
+
+    g = lookup(name)
+    return BearingGeometry(g.n_elements, g.element_diameter, g.pitch_diameter, g.contact_angle_deg, g.name)
 
 
 def machine_id(index: int) -> str:
@@ -66,7 +78,7 @@ class MachineConfig:
     channels: int = opt(2, "Accelerometer channels (ch0, ch1, …)")
     rpm: float = opt(1480.0, "Nominal shaft speed, r/min (also the initial setpoint)")
     speed_wobble: float = opt(0.003, "Relative amplitude of the slow speed variation")
-    bearing: str = opt("6205", "Bearing designation: " + ", ".join(BEARINGS))
+    bearing: str = opt("6205", "Bearing designation from edgekit.pipeline.bearings.CATALOGUE (6205, 6203, 6204, …)")
     noise_g: float = opt(0.03, "Broadband noise RMS per channel, g")
     resonance_hz: float = opt(3500.0, "Structural resonance excited by bearing impacts, Hz")
     gear_teeth: int = opt(0, "Teeth of a gear on the shaft (0 = no gearbox); needed for 'gear' faults")
@@ -82,8 +94,7 @@ class MachineConfig:
             raise ConfigError("channels", f"{self.channels!r} must be in 1..8")
         if self.rpm < 0:
             raise ConfigError("rpm", f"{self.rpm!r} must be >= 0")
-        if self.bearing not in BEARINGS:
-            raise ConfigError("bearing", f"{self.bearing!r} is not one of {', '.join(BEARINGS)}")
+        bearing_geometry(self.bearing)  # raises ConfigError("bearing", …) naming the catalogue
         if not 0 < self.resonance_hz < self.fs / 2:
             raise ConfigError("resonance_hz", f"{self.resonance_hz!r} must be in (0, fs/2 = {self.fs / 2:g})")
         if self.gear_teeth < 0:

@@ -90,7 +90,8 @@ class BearingGeometry:
         return self.pitch_d * f_r / (2.0 * self.ball_d) * (1.0 - self._r**2)
 
 
-# Minimal catalogue for the simulator (the pipeline keeps the authoritative one). Inches.
+# The two CWRU bearings, so the physics runs without the pipeline; the simulator's config resolves
+# designations through edgekit.pipeline.bearings (the authority; a test checks these agree). Inches.
 BEARINGS: dict[str, BearingGeometry] = {
     "6205": BearingGeometry(9, 0.3126, 1.537, 0.0, "SKF 6205-2RS"),
     "6203": BearingGeometry(8, 0.2656, 1.122, 0.0, "SKF 6203-2RS"),

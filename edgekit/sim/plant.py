@@ -28,11 +28,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
 
-from .config import MachineConfig, SecurityOptions, SimConfig
+from .config import MachineConfig, SecurityOptions, SimConfig, bearing_geometry
 from .layout import encode_holding, machine_name
 from .modbus_server import ModbusMachineLayout, SimModbusServer
 from .opcua_server import SimOpcUaServer
-from .physics import BEARINGS, MachineSignal, ProcessModel, ProcessState
+from .physics import MachineSignal, ProcessModel, ProcessState
 
 __all__ = ["PlantSimulator", "PlantStats", "SimMachine", "decimate_block"]
 
@@ -61,7 +61,7 @@ class SimMachine:
         mseed = seed * 1000 + index
         self.signal = MachineSignal(
             fs=cfg.fs, block_len=cfg.block, channels=cfg.channels, rpm=cfg.rpm, speed_wobble=cfg.speed_wobble,
-            bearing=BEARINGS[cfg.bearing], faults=[f.spec() for f in cfg.faults], noise_g=cfg.noise_g,
+            bearing=bearing_geometry(cfg.bearing), faults=[f.spec() for f in cfg.faults], noise_g=cfg.noise_g,
             resonance_hz=cfg.resonance_hz, gear_teeth=cfg.gear_teeth, seed=mseed,
         )
         self.process = ProcessModel(seed=mseed, ambient_c=cfg.ambient_c, run_hours0=12000 + 731 * index,

@@ -80,3 +80,16 @@ def test_docs_list_every_config_key() -> None:
     text = (REPO / "docs" / "simulator.md").read_text()
     missing = [key for key, *_ in describe(SimConfig) if f"`{key}`" not in text]
     assert not missing, f"docs/simulator.md lacks {missing}"
+
+
+def test_bearings_come_from_the_pipeline_catalogue() -> None:
+    from edgekit.pipeline.bearings import CATALOGUE
+    from edgekit.sim.config import bearing_geometry
+    from edgekit.sim.physics import BEARINGS
+
+    for name, local in BEARINGS.items():  # the physics' fallback copy agrees with the authority
+        assert bearing_geometry(name).bpfo() == pytest.approx(local.bpfo(), rel=1e-12)
+        assert bearing_geometry(name).bsf() == pytest.approx(local.bsf(), rel=1e-12)
+    other = next(n for n in CATALOGUE if n not in BEARINGS)
+    cfg = load_sim_config(data={"machine": [{"id": "m01", "bearing": other}]})
+    assert cfg.machine_config("m01").bearing == other
