@@ -69,6 +69,7 @@ class PipelineConfig:
     bearing: str = opt("", "Catalogue bearing (6205, 6203, 6204, 6206, 6305, 6308); empty = none")
     bearing_geometry: BearingGeometryConfig | None = opt(None, "Custom bearing geometry (instead of bearing)")
     envelope_band_hz: tuple[float, ...] = opt((), "Envelope demodulation band [lo, hi] in Hz; empty = auto [fs/8, 0.45 fs]")
+    kurtogram_levels: int = opt(0, "Choose the envelope band per channel and block by kurtogram (bandwidths fs/4, fs/6, fs/8, ... down to this level); 0 = fixed envelope_band_hz")
     squared_envelope: bool = opt(False, "Use the squared envelope |z|^2 (Randall & Antoni) instead of |z|")
     slip_tolerance: float = opt(0.02, "Relative search tolerance around each bearing line (slip)")
     bearing_harmonics: int = opt(3, "Bearing line harmonics combined (root-sum-square) per defect")
@@ -96,7 +97,9 @@ class PipelineConfig:
                 raise ConfigError(f"bands_hz[{i}]", f"{list(band)!r} must be [lo, hi] with 0 <= lo < hi")
         if self.welch_nperseg < 16:
             raise ConfigError("welch_nperseg", f"{self.welch_nperseg!r} must be >= 16")
-        for key in ("harmonics", "harmonic_search_bins", "orders"):
+        if self.kurtogram_levels and self.envelope_band_hz:
+            raise ConfigError("kurtogram_levels", "give either envelope_band_hz or kurtogram_levels, not both")
+        for key in ("harmonics", "harmonic_search_bins", "orders", "kurtogram_levels"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"{getattr(self, key)!r} must be >= 0")
         if self.bearing_harmonics < 1:

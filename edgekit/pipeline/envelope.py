@@ -7,6 +7,12 @@ envelope spectrum free of aliasing up to ``max_env_hz`` while costing far less t
 inverse FFT. Envelope ``|z|`` (or ``|z|²`` with ``squared=True``), mean removed (DC bin zeroed),
 spectrum with a Hann window (3-tap in frequency), amplitudes as one-sided peak values. Δf = fs/N.
 
+With ``kurtogram_levels > 0`` the band is chosen per channel and block instead: among bands of
+width fs/4, fs/6, fs/8, fs/12, … (binary and 1/3 levels as in Antoni's fast kurtogram, computed as
+batched inverse FFTs of the shared FFT's bins), the one whose analytic-signal envelope has the
+largest kurtosis ``<|z|^4>/<|z|^2>^2 - 2``. Candidates start at or above ``peak_range_hz[1]`` and are
+at least twice as wide (so they hold the sidebands of every line searched).
+
 Features: ``env_peak_hz`` and ``env_peak_amp`` (strongest line in ``peak_range_hz``, frequency refined
 by parabolic interpolation), and with a bearing geometry ``env_bpfo_amp``, ``env_bpfi_amp``,
 ``env_bsf_amp``, ``env_ftf_amp``: root-sum-square over harmonics ``h = 1..bearing_harmonics`` of the
@@ -42,6 +48,7 @@ class Envelope(Stage):
         bearing_harmonics: int = 3,
         peak_range_hz: tuple[float, float] = (5.0, 500.0),
         max_env_hz: float = 1000.0,
+        kurtogram_levels: int = 0,
     ) -> None:
         self.band_hz = band_hz
         self.squared = squared
@@ -51,6 +58,7 @@ class Envelope(Stage):
         self.bearing_harmonics = bearing_harmonics
         self.peak_range_hz = peak_range_hz
         self.max_env_hz = max_env_hz
+        self.kurtogram_levels = kurtogram_levels
 
     def feature_names(self) -> tuple[str, ...]:
         return ("env_peak_hz", "env_peak_amp") + (BEARING_FEATURES if self.geometry is not None else ())
@@ -61,9 +69,13 @@ class Envelope(Stage):
         if k1 - k0 < 8:
             raise PipelineError(f"envelope band {lo:g}-{hi:g} Hz holds too few bins at fs={fs} Hz, n={n}")
         df = fs / n
+        width = k1 - k0 + 1
+        self.candidates_ = self._kurtogram_plan(fs, n) if self.kurtogram_levels > 0 else []
+        if self.candidates_:
+            width = max(int(g[1]) for g in self.candidates_)
         top = max(self.max_env_hz, self.peak_range_hz[1])
         kmax = int(np.ceil(top / df)) + 2
-        m = sfft.next_fast_len(k1 - k0 + 1 + kmax, real=False)
+        m = sfft.next_fast_len(width + kmax, real=False)
         kmax = min(kmax, m // 2 - 1)
         p0, p1 = bins_in(self.peak_range_hz[0], self.peak_range_hz[1], fs, n)
         p0, p1 = max(p0, 1), min(p1, kmax)
@@ -76,13 +88,71 @@ class Envelope(Stage):
         self.df_ = df
         self.zscale_ = np.float32(2.0 * m / n)
 
+    def _kurtogram_plan(self, fs: float, n: int) -> list[tuple[np.ndarray, int]]:
+        """Candidate bands grouped by width: ``[(start bins, width in bins), ...]``.
+
+        Bandwidths fs/4, fs/6, fs/8, fs/12, … (binary and 1/3 levels of Antoni's fast kurtogram),
+        tiling 0..fs/2; a band is kept if it starts at or above ``peak_range_hz[1]`` and is at least
+        twice that wide (so it holds the sidebands of every envelope line searched).
+        """
+        df = fs / n
+        f_env = self.peak_range_hz[1]
+        groups = []
+        for level in range(1, self.kurtogram_levels + 1):
+            for bw in (fs / 2 ** (level + 1), fs / (3 * 2**level)):
+                width = int(round(bw / df))
+                if bw < 2 * f_env or width < 16:
+                    continue
+                starts = np.rint(np.arange(0, fs / 2 - bw / 2, bw) / df).astype(np.intp)
+                starts = starts[(starts * df >= f_env) & (starts + width <= n // 2)]
+                if starts.size:
+                    groups.append((starts, width))
+        if not groups:
+            raise PipelineError(f"kurtogram: no candidate band of >= {2 * f_env:g} Hz above {f_env:g} Hz at fs={fs} Hz")
+        return groups
+
+    def kurtogram(self, s: Spectrum) -> tuple[np.ndarray, np.ndarray, F32]:
+        """Candidate bands ``lo_hz (K,)``, ``hi_hz (K,)`` and the kurtosis of each band's envelope
+        ``(channels, K)``: ``<|z|^4>/<|z|^2>^2 - 2`` of the band's analytic signal (0 for Gaussian)."""
+        los, his, ks = [], [], []
+        for starts, width in self.candidates_:
+            idx = starts[:, None] + np.arange(width)
+            z = sfft.ifft(s.X[:, idx], axis=-1, workers=1, overwrite_x=True)
+            p = np.square(z.real)
+            p += np.square(z.imag)
+            m2 = p.mean(axis=-1)
+            m4 = np.einsum("cbk,cbk->cb", p, p) / width
+            ks.append(m4 / np.maximum(m2 * m2, np.finfo(np.float32).tiny) - 2.0)
+            los.append(starts * self.df_)
+            his.append((starts + width) * self.df_)
+        return np.concatenate(los), np.concatenate(his), np.concatenate(ks, axis=1).astype(np.float32)
+
+    def selected_band(self, s: Spectrum) -> tuple[np.ndarray, np.ndarray]:
+        """Demodulation band per channel: ``(start bin, width in bins)`` arrays of shape (channels,)."""
+        c = s.X.shape[0]
+        if not self.candidates_:
+            k0, k1 = self.band_bins_
+            return np.full(c, k0, dtype=np.intp), np.full(c, k1 - k0 + 1, dtype=np.intp)
+        lo, hi, k = self.kurtogram(s)
+        best = np.argmax(np.where(np.isfinite(k), k, -np.inf), axis=1)
+        start = np.rint(lo[best] / self.df_).astype(np.intp)
+        return start, np.rint((hi[best] - lo[best]) / self.df_).astype(np.intp)
+
     def spectrum(self, s: Spectrum) -> tuple[np.ndarray, F32]:
         """Frequencies (Hz) and envelope amplitude spectrum ``(channels, kmax+1)`` of one block."""
         if not hasattr(self, "m_"):
             raise PipelineError("Envelope is not fitted; call fit(x, fs) first")
-        k0, k1 = self.band_bins_
         Z = np.zeros((s.X.shape[0], self.m_), dtype=np.complex64)
-        np.multiply(s.X[:, k0 : k1 + 1], self.zscale_, out=Z[:, : k1 - k0 + 1])
+        if self.candidates_:
+            start, width = self.selected_band(s)
+            wmax = int(width.max())
+            cols = np.arange(wmax)
+            idx = np.minimum(start[:, None] + cols, s.X.shape[1] - 1)
+            vals = np.take_along_axis(s.X, idx, axis=1) * self.zscale_
+            Z[:, :wmax] = np.where(cols < width[:, None], vals, 0)
+        else:
+            k0, k1 = self.band_bins_
+            np.multiply(s.X[:, k0 : k1 + 1], self.zscale_, out=Z[:, : k1 - k0 + 1])
         z = sfft.ifft(Z, axis=-1, workers=1, overwrite_x=True)
         if self.squared:
             e = np.square(z.real)

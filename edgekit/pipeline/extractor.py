@@ -223,6 +223,7 @@ def build(cfg: PipelineConfig | None = None) -> FeatureExtractor:
         band_hz=_pair(cfg.envelope_band_hz) if cfg.envelope_band_hz else None,
         squared=cfg.squared_envelope, geometry=geometry, rpm=cfg.rpm, slip_tolerance=cfg.slip_tolerance,
         bearing_harmonics=cfg.bearing_harmonics, peak_range_hz=_pair(cfg.env_peak_range_hz),
+        kurtogram_levels=cfg.kurtogram_levels,
     )
     if geometry is not None:
         speed_stages.append(len(stages))

@@ -37,6 +37,7 @@ def _stages() -> list[Stage]:
         OrderSpectrum(n=3, rpm=1480.0),
         Envelope(),
         Envelope(band_hz=(2000.0, 5000.0), squared=True, geometry=lookup("6205"), rpm=1797.0),
+        Envelope(kurtogram_levels=3, geometry=lookup("6203"), rpm=1480.0),
         Cepstrum(),
     ]
 

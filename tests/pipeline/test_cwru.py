@@ -89,3 +89,14 @@ def test_time_domain_levels(cwru_dir: Path) -> None:
         f = dict(zip(ex.names, ex.compute(rec.data, fs).values[0], strict=True))
         assert f["rms"] == pytest.approx(rms, rel=0.04), name
         assert f["kurtosis"] == pytest.approx(kurt, rel=0.01), name
+
+
+@pytest.mark.parametrize(
+    ("name", "rpm", "mult"),
+    [("inner_race_007_0hp_12k.mat", 1797, MULT.bpfi), ("outer_race_007_at6_0hp_12k.mat", 1796, MULT.bpfo)],
+)
+def test_kurtogram_band_finds_the_same_lines(cwru_dir: Path, name: str, rpm: float, mult: float) -> None:
+    x, _ = de_channel(cwru_dir, name, FS)
+    ex = build(PipelineConfig(kurtogram_levels=3, bearing="6205", rpm=float(rpm)))
+    f = dict(zip(ex.names, ex.compute(x, FS).values[0], strict=True))
+    assert abs(f["env_peak_hz"] / (mult * rpm / 60) - 1) < 0.02

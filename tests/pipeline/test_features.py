@@ -217,3 +217,21 @@ def test_spectral_kurtosis_and_cepstrum() -> None:
     c = feats(Cepstrum(), np.vstack([noise, impacts(fs, n, 64.0, noise=0.05, jitter=0.0)]), fs)
     np.testing.assert_allclose(c["cep_peak_quefrency_s"][1], 1 / 64, atol=3 / fs)
     assert c["cep_peak_amp"][1] > 5 * c["cep_peak_amp"][0]
+
+
+def test_kurtogram_finds_the_resonance_a_fixed_band_misses() -> None:
+    fs, n, rate = 25600.0, 65536, 97.3
+    rng = np.random.default_rng(9)
+    x = impacts(fs, n, rate, resonance=1900.0, noise=0.05, seed=9)
+    hf = ss.sosfilt(ss.butter(4, [4000, 12000], "bandpass", fs=fs, output="sos"), rng.normal(0, 2.0, n))
+    x = np.vstack([x + hf.astype(np.float32)])
+    fixed = feats(Envelope(), x, fs)  # auto band [fs/8, 0.45 fs] = 3.2-11.5 kHz: only noise there
+    env = Envelope(kurtogram_levels=4)
+    chosen = feats(env, x, fs)
+    assert abs(fixed["env_peak_hz"][0] / rate - 1) > 0.02
+    assert abs(chosen["env_peak_hz"][0] / rate - 1) < 0.02
+    start, width = env.selected_band(Spectrum.of(x, fs))
+    lo, hi = start[0] * fs / n, (start[0] + width[0]) * fs / n
+    assert lo <= 1900.0 <= hi
+    bands_lo, bands_hi, kurt = env.kurtogram(Spectrum.of(x, fs))
+    assert kurt.shape == (1, bands_lo.size) and (bands_lo >= 500).all() and ((bands_hi - bands_lo) >= 1000 - fs / n).all()
