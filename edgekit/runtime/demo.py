@@ -115,7 +115,7 @@ routes = ["points", "features", "event", "waveform", "gap"]
 
 
 async def _wait_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, str]:
-    from ..sim.spawn import wait_ready
+    from ..sim import wait_ready
 
     return await asyncio.to_thread(wait_ready, proc, timeout)
 
@@ -132,7 +132,7 @@ def _stop(proc: subprocess.Popen[Any] | None, timeout: float = 10.0) -> int | No
 
 
 async def run_demo(o: DemoOptions) -> dict[str, Any]:
-    from ..sim.spawn import spawn
+    from ..sim import spawn
     from ..uplink.security import generate_keypair
 
     tmp = None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from conftest import free_port  # type: ignore[import-not-found]
-from edgekit.sim.spawn import spawn, wait_ready
+from edgekit.sim import spawn, wait_ready
 
 from edgekit.config import loads
 from edgekit.runtime.gateway import Gateway
