@@ -150,3 +150,14 @@ def test_plan_cache_handles_changing_sizes(data: np.ndarray) -> None:
         frame = ex.transform(block(np.ascontiguousarray(data[:, :n])))
         assert np.isfinite(frame.values).all()
     assert len(ex._plans) <= 4
+
+
+def test_keep_heap_is_idempotent_on_glibc() -> None:
+    import platform
+
+    from edgekit.pipeline.memory import keep_heap
+
+    first = keep_heap()
+    assert keep_heap() == first
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert first is True
