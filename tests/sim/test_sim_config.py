@@ -93,3 +93,12 @@ def test_bearings_come_from_the_pipeline_catalogue() -> None:
     other = next(n for n in CATALOGUE if n not in BEARINGS)
     cfg = load_sim_config(data={"machine": [{"id": "m01", "bearing": other}]})
     assert cfg.machine_config("m01").bearing == other
+
+
+def test_public_api_names() -> None:
+    import edgekit.sim as sim
+
+    assert sorted(sim.__all__) == sim.__all__
+    for name in sim.__all__:
+        assert getattr(sim, name) is not None
+    assert sim.PlantSimulator.__name__ == "PlantSimulator"
