@@ -1,0 +1,85 @@
+"""Interoperability with a server that is not asyncua: node-opcua (``tests/opcua/interop/server.js``).
+
+Needs Node.js and ``npm ci`` (or ``npm install``) in ``tests/opcua/interop``; skipped cleanly
+otherwise. Data access (subscription, every scalar type the server has, Int64, the waveform
+group) over Basic256Sha256/SignAndEncrypt with a user name, the server certificate pinned.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opcua_helpers import Pki, free_port, make_config, running, secure_kw
+
+from edgekit.types import Quality
+
+INTEROP = Path(__file__).resolve().parent / "interop"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(
+    NODE is None or not (INTEROP / "node_modules" / "node-opcua").is_dir(),
+    reason="node-opcua interop needs Node.js and `npm ci` in tests/opcua/interop",
+)
+
+
+@pytest.fixture(scope="module")
+def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    pki = tmp_path_factory.mktemp("node-pki")
+    port = free_port()
+    assert NODE is not None
+    proc = subprocess.Popen([NODE, str(INTEROP / "server.js"), str(port), str(pki)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=INTEROP, env=dict(os.environ))
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            pytest.fail(f"node-opcua server did not start: {line!r}")
+        trust = pki / "trusted"
+        trust.mkdir()
+        shutil.copy(pki / "server_cert.der", trust / "node-opcua.der")
+        yield f"opc.tcp://127.0.0.1:{port}/edgekit/sim", trust
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+async def test_node_opcua_basic256sha256_sign_and_encrypt(node_server: tuple[str, Path], pki: Pki) -> None:
+    endpoint, trust = node_server
+    cfg = make_config(endpoint, profile="edgekit-sim", machines=["Machine01"], nodes=[], **secure_kw(
+        pki, trust_dir=str(trust), security_policy="Basic256Sha256", security_mode="SignAndEncrypt",
+        username="operator", password="s3cret"))
+    async with running(cfg) as r:
+        await r.wait_for(lambda s: len(s.latest()) == 10, what="profile tags")
+        await r.wait_for(lambda s: len(s.blocks) >= 2, what="waveform blocks")
+        assert r.connector.health()["security"] == "Basic256Sha256/SignAndEncrypt (server cert pinned)"
+    latest = r.sink.latest()
+    assert latest[("Machine01", "speed_rpm")][2] == Quality.GOOD and 1470 < latest[("Machine01", "speed_rpm")][0] < 1490
+    assert latest[("Machine01", "energy_wh")][0] == 2**40 + 5
+    assert latest[("Machine01", "name")][1] == "MACHINE-01"
+    assert latest[("Machine01", "running")][0] == 1.0
+    # tags the node-opcua server does not have are Bad with the server's reason, not silently missing
+    assert latest[("Machine01", "load_pct")][2] == Quality.BAD
+    assert latest[("Machine01", "load_pct")][3] == "BadNodeIdUnknown"
+    b = r.sink.blocks[-1]
+    assert b.data.shape == (2, 1024) and b.fs == 25600.0 and b.seq > r.sink.blocks[0].seq
+
+
+async def test_node_opcua_auto_policy_and_rejected_certificate(node_server: tuple[str, Path], pki: Pki,
+                                                               tmp_path: Path) -> None:
+    endpoint, trust = node_server
+    cfg = make_config(endpoint, nodes=[{"tag": "s", "node_id": "nsu=urn:edgekit:sim;s=Machine01.SpeedRpm"}],
+                      **secure_kw(pki, trust_dir=str(trust)))
+    async with running(cfg) as r:
+        await r.wait_for(lambda s: bool(s.points_))
+        assert r.connector.health()["security"].startswith("Aes256_Sha256_RsaPss/SignAndEncrypt")
+    (tmp_path / "empty").mkdir()
+    cfg = make_config(endpoint, nodes=[{"tag": "s", "node_id": "ns=1;s=Machine01.SpeedRpm"}],
+                      **secure_kw(pki, trust_dir=str(tmp_path / "empty")))
+    async with running(cfg) as r:
+        await r.wait_for(lambda s: r.connector.health()["errors"] >= 1)
+        assert "not trusted" in r.connector.health()["last_error"] and not r.sink.points_
