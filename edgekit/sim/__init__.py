@@ -6,8 +6,8 @@ Public API (docs/simulator.md):
   :class:`BearingGeometry`, :data:`BEARINGS`, :class:`ProcessModel`, :class:`ProcessState`;
 * the servers: :class:`PlantSimulator` (``async with PlantSimulator(cfg) as sim``), its config
   :class:`SimConfig` / :func:`load_sim_config` / :class:`SecurityOptions`;
-* a child process for kill/restart tests: ``edgekit.sim.spawn.spawn`` and ``.wait_ready`` (module
-  ``edgekit.sim.spawn``; not re-exported here, the submodule's name would shadow the function).
+* a child process for kill/restart tests: :func:`spawn` and :func:`wait_ready` (also importable from
+  the module ``edgekit.sim.spawn``; the package attribute ``edgekit.sim.spawn`` is the function).
 
 The server-side names are imported lazily (asyncua and pymodbus take seconds to import).
 """
@@ -25,6 +25,7 @@ from .physics import (
     ProcessModel,
     ProcessState,
 )
+from .spawn import spawn, wait_ready  # binds the package attribute ``spawn`` to the function
 
 if TYPE_CHECKING:
     from .config import SecurityOptions, SimConfig, load_sim_config
@@ -42,6 +43,8 @@ __all__ = [
     "SecurityOptions",
     "SimConfig",
     "load_sim_config",
+    "spawn",
+    "wait_ready",
 ]
 
 _LAZY = {

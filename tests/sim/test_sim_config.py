@@ -102,3 +102,8 @@ def test_public_api_names() -> None:
     for name in sim.__all__:
         assert getattr(sim, name) is not None
     assert sim.PlantSimulator.__name__ == "PlantSimulator"
+    import importlib
+
+    module = importlib.import_module("edgekit.sim.spawn")
+    assert module.spawn is sim.spawn and module.wait_ready is sim.wait_ready
+    assert callable(sim.spawn) and sim.spawn.__name__ == "spawn"  # the function, not the module
