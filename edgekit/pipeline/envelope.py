@@ -142,18 +142,17 @@ class Envelope(Stage):
         """Frequencies (Hz) and envelope amplitude spectrum ``(channels, kmax+1)`` of one block."""
         if not hasattr(self, "m_"):
             raise PipelineError("Envelope is not fitted; call fit(x, fs) first")
-        Z = np.zeros((s.X.shape[0], self.m_), dtype=np.complex64)
         if self.candidates_:
             start, width = self.selected_band(s)
             wmax = int(width.max())
             cols = np.arange(wmax)
             idx = np.minimum(start[:, None] + cols, s.X.shape[1] - 1)
-            vals = np.take_along_axis(s.X, idx, axis=1) * self.zscale_
-            Z[:, :wmax] = np.where(cols < width[:, None], vals, 0)
+            band = np.where(cols < width[:, None], np.take_along_axis(s.X, idx, axis=1), 0)
         else:
             k0, k1 = self.band_bins_
-            np.multiply(s.X[:, k0 : k1 + 1], self.zscale_, out=Z[:, : k1 - k0 + 1])
-        z = sfft.ifft(Z, axis=-1, workers=1, overwrite_x=True)
+            band = s.X[:, k0 : k1 + 1]
+        # ifft zero-pads to M; the analytic-signal scale 2M/N is applied to the amplitudes below.
+        z = sfft.ifft(band, n=self.m_, axis=-1, workers=1)
         if self.squared:
             e = np.square(z.real)
             e += np.square(z.imag)
@@ -161,7 +160,8 @@ class Envelope(Stage):
             e = np.abs(z)
         E = sfft.rfft(e, axis=-1, workers=1)[:, : self.kmax_ + 2]
         E[:, 0] = 0  # mean removed
-        A = np.abs(E[:, 1:-1] - 0.5 * (E[:, :-2] + E[:, 2:])) * np.float32(2.0 / self.m_)
+        gain = self.zscale_ ** (2 if self.squared else 1) * np.float32(2.0 / self.m_)
+        A = np.abs(E[:, 1:-1] - 0.5 * (E[:, :-2] + E[:, 2:])) * gain
         amp = np.empty((A.shape[0], self.kmax_ + 1), dtype=np.float32)
         amp[:, 0] = 0
         amp[:, 1:] = A
