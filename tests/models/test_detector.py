@@ -209,3 +209,36 @@ def test_model_threshold_is_a_floor_for_calibration(tmp_path: Path) -> None:
     floor, free = det.threshold("pump1", "floor"), det.threshold("pump1", "free")
     assert floor is not None and floor.value == 1e6 and floor.source.startswith("model (floor")
     assert free is not None and free.source == "baseline" and free.value < 100
+
+
+def test_conformance_deterministic_no_mutation_survives_reload(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    model = write_model(tmp_path / "m.onnx", INPUTS)
+    frames = [frame(healthy_values(rng), seq=i) for i in range(60)]
+    copies = [f.values.copy() for f in frames]
+    outs = []
+    for run in ("a", "b"):
+        det = build_detector([ModelConfig(path=str(model))], NAMES, tmp_path / run,
+                             baseline=BaselineConfig(commission_blocks=50))
+        outs.append([det.score(f)[0] for f in frames])
+    for f, c in zip(frames, copies, strict=True):
+        np.testing.assert_array_equal(f.values, c)  # input not mutated
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_array_equal(x.values, y.values)  # deterministic
+        assert x.values.dtype == np.float32 and x.values.shape == (2, len(NAMES) + 1)
+    again = build_detector([ModelConfig(path=str(model))], NAMES, tmp_path / "a",
+                           baseline=BaselineConfig(commission_blocks=50))
+    np.testing.assert_array_equal(again.score(frames[-1])[0].values, outs[0][-1].values)  # after reload
+
+
+def test_corrupt_baseline_is_moved_aside_and_recommissioned(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    model = write_model(tmp_path / "m.onnx", INPUTS)
+    bdir = tmp_path / "b"
+    bdir.mkdir()
+    (bdir / "pump1.json").write_text("{torn")
+    det = build_detector([ModelConfig(path=str(model))], NAMES, bdir, baseline=BaselineConfig(commission_blocks=50))
+    commission(det, rng, blocks=50)
+    names = sorted(p.name for p in bdir.iterdir())
+    assert names[0] == "pump1.json" and names[1].startswith("pump1.json.corrupt-")
+    assert load_baseline(bdir, "pump1") is not None
