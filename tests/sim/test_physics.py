@@ -163,3 +163,49 @@ def test_velocity_zones_healthy_a_b_and_severe_faults_beyond_c() -> None:
         sig = MachineSignal(seed=1, faults=[FaultSpec(kind, 1.0)])
         v = max(velocity_rms_mm_s(record(sig, ch=c), FS) for c in (0, 1))
         assert v > 4.5, kind
+
+
+def test_ball_fault_shows_bsf_family_in_the_envelope() -> None:
+    sig = MachineSignal(seed=6, faults=[FaultSpec("ball", 0.6)])
+    f_r = np.mean([sig.speed_hz(k) for k in range(6)])
+    bsf = sig.bearing.bsf(f_r) * (1 - sig.slip)
+    _, f, e = _env_peak(sig)
+    floor = np.median(e[(f > 20) & (f < 400)])
+    for line in (bsf, 2 * bsf):
+        k = int(np.argmin(np.abs(f - line)))
+        assert e[k - 3:k + 4].max() > 8 * floor
+
+
+def test_gear_mesh_and_fault_sidebands() -> None:
+    healthy = MachineSignal(seed=7, gear_teeth=27, speed_wobble=0.0)
+    faulty = MachineSignal(seed=7, gear_teeth=27, speed_wobble=0.0, faults=[FaultSpec("gear", 0.8)])
+    f_r = healthy.speed_hz(0)
+    _, mesh = line_amplitude(record(healthy), FS, 27 * f_r)
+    assert mesh > 0.1  # the mesh line is always there when a gear is fitted
+    for side in (26, 28, 25, 29):
+        _, a_h = line_amplitude(record(healthy), FS, side * f_r)
+        _, a_f = line_amplitude(record(faulty), FS, side * f_r)
+        assert a_f > 10 * a_h and a_f > 0.05
+
+
+def test_stopped_machine_has_no_shaft_lines_and_process_follows() -> None:
+    from edgekit.sim.config import MachineConfig
+    from edgekit.sim.plant import SimMachine
+
+    m = SimMachine(1, MachineConfig(faults=[]), seed=0)
+    block, state, _ = m.compute(0)
+    assert state.running and state.speed_rpm > 1400 and state.load_pct > 40
+    temp0, energy0, hours0 = state.bearing_temp_c, state.energy_wh, state.run_hours
+    for seq in range(1, 40):
+        m._commit(seq - 1, block, state, 0.0)
+        block, state, _ = m.compute(seq)
+    assert state.energy_wh > energy0 and state.run_hours >= hours0
+    m.setpoint_rpm = 0
+    for seq in range(40, 80):  # 1480 r/min at 300 r/min/s needs ~5 s = 16 blocks
+        m._commit(seq - 1, block, state, 0.0)
+        block, state, _ = m.compute(seq)
+    assert not state.running and state.speed_rpm == 0 and state.motor_current_a == 0
+    assert state.bearing_temp_c < temp0  # cooling towards ambient
+    _, a1 = line_amplitude(np.asarray(block[0], dtype=np.float64), FS, 1480 / 60)
+    assert a1 < 0.005  # only noise left
+    assert abs(float(np.sqrt(np.mean(block[0].astype(np.float64) ** 2))) - 0.03) < 0.005
