@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
 
+from ..errors import EdgekitError
 from .config import MachineConfig, SecurityOptions, SimConfig, bearing_geometry
 from .layout import encode_holding, machine_name
 from .modbus_server import ModbusMachineLayout, SimModbusServer
@@ -183,11 +184,21 @@ class PlantSimulator:
             if cfg.modbus.enabled:
                 layouts = [ModbusMachineLayout(m.cfg.channels, m.cfg.block // cfg.modbus.decimation) for m in ms]
                 self._modbus = SimModbusServer(cfg.host, cfg.modbus.port, layouts, [m.setpoint_rpm for m in ms])
-                await self._modbus.start()
+                try:
+                    await self._modbus.start()
+                except (OSError, RuntimeError) as exc:
+                    self._modbus = None
+                    raise EdgekitError(f"Modbus: cannot listen on {cfg.host}:{cfg.modbus.port} "
+                                       f"(port in use?): {exc}") from exc
             if cfg.opcua.enabled:
                 self._opcua = SimOpcUaServer(cfg.host, cfg.opcua.port, cfg.opcua.path,
                                              [(m.index, m.cfg.channels) for m in ms], cfg.opcua.security)
-                await self._opcua.start()
+                try:
+                    await self._opcua.start()
+                except OSError as exc:
+                    self._opcua = None
+                    raise EdgekitError(f"OPC UA: cannot listen on {cfg.host}:{cfg.opcua.port} "
+                                       f"(port in use?): {exc}") from exc
             now = _now()
             for m in ms:
                 await self._publish_process(m, now)

@@ -70,3 +70,13 @@ def test_bad_fault_flag_exits_2_naming_the_problem(capsys: pytest.CaptureFixture
     assert "--fault" in err and "rust" in err and "outer_race" in err
     assert main(["simulate", "--machines", "2", "--fault", "m05:unbalance:0.5"]) == 2
     assert "m05" in capsys.readouterr().err
+
+
+def test_busy_port_exits_1_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--machines", "1", "--no-opcua", "--modbus-port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and "port in use" in err
