@@ -5,7 +5,7 @@ packed by ``edgekit.codec``), built before timing. Both paths run with the recei
 child process (its CPU is separate, like a data-centre machine), on loopback TCP:
 
 * **edgekit**: a worker thread admits the frames to a Spool (``append_many`` in groups of 64, WAL,
-  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 512, batches of 64) sends them to a
+  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 2048, batches of 64) sends them to a
   Collector (CURVE, allow-list) that decodes every record into the SQLite store (``synchronous=FULL``)
   and ACKs after each commit; the clock stops when the spool has no unacknowledged row.
 * **raw**: a PUSH socket sends the same packed blobs, one message each, to a PULL socket in the
@@ -129,7 +129,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path) -> dict[str, float]:
                                                             "reserve_free_bytes": 0}, "spool"),
                   {"dc": ("features", "gap")})
     cfg = parse(UplinkConfig, {"name": "dc", "endpoints": [endpoint], "server_public_key": str(srv_pub),
-                               "secret_key": {"file": str(gw_sec)}, "credit": 512, "batch_records": 64,
+                               "secret_key": {"file": str(gw_sec)}, "credit": 2048, "batch_records": 64,
                                "compression": "none"}, "uplinks[0]")
     client = UplinkClient(cfg, spool, "gw-1")
 

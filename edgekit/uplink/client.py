@@ -374,7 +374,7 @@ class UplinkClient:
             now = time.monotonic()
             for stream, seq in msg.acks.items():
                 done = inflight.pop_through(stream, seq)
-                if done:
+                if done and msg.epoch == self.spool.epoch:  # rows of an older epoch are gone already
                     self.spool.ack(self.name, stream, seq)
                     self.delivered += len(done)
                     lat = now - done[0][1]
@@ -397,7 +397,11 @@ class UplinkClient:
             self.rtt_s = max(0.0, time.time() - msg.ts)
             return False
         if isinstance(msg, F.Error):
-            raise _SessionEnd(f"collector error {msg.code}: {msg.reason}", True)
+            # refusals of who we are are not transient: back off (and fail over) as for a failed connect
+            refused = msg.code in ("bad_gateway_id", "revoked")
+            if refused:
+                log.error("uplink %s: collector refused this gateway: %s: %s", self.name, msg.code, msg.reason)
+            raise _SessionEnd(f"collector error {msg.code}: {msg.reason}", not refused)
         raise _SessionEnd(f"unexpected {type(msg).__name__} from collector", True)
 
     async def _fill(self, sock: zmq.asyncio.Socket, inflight: _InFlight, cursor: dict[str, int],

@@ -33,8 +33,9 @@ Message types (header keys; all strings UTF-8, all integers ≥ 0 and < 2**63):
   and does not retry it. A NACK always precedes the ACK that covers its seq.
 * ``PING`` / ``PONG`` either direction. ``ts`` sender's clock; the answer echoes it (application
   heartbeat and round-trip time, on top of ZMTP heartbeats).
-* ``ERROR``   collector → gateway. ``code`` (``no_session``, ``bad_gateway_id``, ``bad_epoch``,
-  ``malformed``), ``why`` text.
+* ``ERROR``   collector → gateway. ``code`` (``no_session``: say HELLO again and resend;
+  ``bad_gateway_id``: the header names another gateway than the authenticated key; ``revoked``:
+  the key was removed from the allow-list; ``malformed``: the message was rejected), ``why`` text.
 
 Delivery is at-least-once on the wire; the collector deduplicates by (gateway, stream, epoch, seq),
 so each record is stored exactly once. The decoder is strict: wrong tag, wrong frame count, unknown
@@ -141,7 +142,7 @@ class Pong:
     ts: float
 
 
-ErrorCode = Literal["no_session", "bad_gateway_id", "bad_epoch", "malformed"]
+ErrorCode = Literal["no_session", "bad_gateway_id", "revoked", "malformed"]
 
 
 @dataclass(frozen=True, slots=True)
