@@ -7,8 +7,9 @@ register list of each device (``SimCore.devices[id].block[table]``) — one sync
 assignment per table, so a single request never sees half an update. A test reads every
 documented address back through a plain pymodbus client.
 
-Writes: holding 50-51 (setpoint) and coil 1 (remote_enable) are writable; every other holding
-register is read-only (a write answers exception 2), and a write to coil 0 answers exception 2.
+Writes: holding 50-51 (setpoint, ≤ 6000 r/min else exception 3) and coil 1 (remote_enable) are
+writable; every other holding register is read-only (a write answers exception 2), and a write to
+coil 0 answers exception 2.
 The plant polls the writable values with :meth:`SimModbusServer.read_setpoint` /
 :meth:`read_remote_enable`.
 """
@@ -38,7 +39,7 @@ from .layout import (
     encode_value,
 )
 
-__all__ = ["ModbusMachineLayout", "SimModbusServer"]
+__all__ = ["MAX_SETPOINT_RPM", "ModbusMachineLayout", "SimModbusServer"]
 
 _N_PROCESS_REGS = HOLDING[-1].address + HOLDING[-1].count  # 28
 
@@ -53,11 +54,25 @@ class ModbusMachineLayout:
         self.block_len = block_len
 
 
+MAX_SETPOINT_RPM = 6000
+
+
 async def _guard_writes(fc: int, start: int, address: int, count: int,
                         registers: list[int], values: list[int] | list[bool] | None) -> ExcCodes | None:
-    """Reject writes to coil 0 (running is read-only); everything else is decided by the flags."""
-    if values is not None and fc in (5, 15) and address <= COIL_RUNNING < address + max(1, len(values)):
+    """Reject writes to coil 0 (running is read-only, exception 2) and setpoints above
+    ``MAX_SETPOINT_RPM`` (exception 3, as a drive would); everything else is decided by the flags."""
+    if values is None:
+        return None
+    if fc in (5, 15) and address <= COIL_RUNNING < address + max(1, len(values)):
         return ExcCodes.ILLEGAL_ADDRESS
+    sp = HOLDING_SETPOINT.address
+    if fc in (6, 16) and address < sp + 2 and address + len(values) > sp:
+        regs = list(registers[sp - start: sp - start + 2])
+        for i, v in enumerate(values):
+            if sp <= address + i < sp + 2:
+                regs[address + i - sp] = int(v)
+        if (regs[0] << 16 | regs[1]) > MAX_SETPOINT_RPM:
+            return ExcCodes.ILLEGAL_VALUE
     return None
 
 

@@ -31,7 +31,7 @@ from scipy import fft as sfft
 from ..errors import EdgekitError
 from .config import MachineConfig, SecurityOptions, SimConfig, bearing_geometry
 from .layout import encode_holding, machine_name
-from .modbus_server import ModbusMachineLayout, SimModbusServer
+from .modbus_server import MAX_SETPOINT_RPM, ModbusMachineLayout, SimModbusServer
 from .opcua_server import SimOpcUaServer
 from .physics import MachineSignal, ProcessModel, ProcessState
 
@@ -311,7 +311,7 @@ class PlantSimulator:
             if self._opcua:
                 sp = self._opcua.read_setpoint(m.index)
                 if sp != seen_ua and new_sp is None:
-                    new_sp = max(0.0, sp)
+                    new_sp = min(max(0.0, sp), MAX_SETPOINT_RPM)  # clamped; the clamped value is written back
             if new_sp is not None:
                 m.setpoint_rpm = int(round(new_sp))
             self._setpoints_seen[m.id] = (m.setpoint_rpm, float(m.setpoint_rpm), m.remote_enable)

@@ -122,6 +122,10 @@ async def test_reads_spanning_unmapped_registers_and_readonly_writes_are_refused
     assert (await client.read_input_registers(6, count=4, device_id=1)).exception_code == 2  # 8..999 unmapped
     assert (await client.write_register(0, 1, device_id=1)).exception_code == 2  # speed is read-only
     assert (await client.write_coil(0, False, device_id=1)).exception_code == 2  # running is read-only
+    assert (await client.write_registers(50, [0, 6001], device_id=1)).exception_code == 3  # above 6000 r/min
+    assert (await client.write_register(50, 1, device_id=1)).exception_code == 3  # high word → 65536+ r/min
+    sp = await client.read_holding_registers(50, count=2, device_id=1)
+    assert sp.registers == [0, 1480]  # refused writes change nothing
 
 
 async def test_setpoint_and_remote_enable_writes_take_effect(plant: PlantSimulator,
