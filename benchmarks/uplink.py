@@ -14,7 +14,8 @@ child process (its CPU is separate, like a data-centre machine), on loopback TCP
 Reported: values/s for both and their ratio (target ≥ 0.5), and the same edgekit run with both
 SQLite files at ``synchronous=NORMAL`` — the difference is the cost of fsync at every commit. To show
 where the time goes, also the spool's admission rate during the run and the collector store alone
-(decode + insert + commit, no network).
+(decode + insert + commit, no network), and the end-to-end run with the collector's ``packed``
+features layout (one row per frame instead of one per channel).
 
     .venv/bin/python benchmarks/uplink.py [--quick] [--json]
 """
@@ -90,10 +91,11 @@ def raw_rate(blobs: list[bytes]) -> float:
 # ------------------------------------------------------------------ edgekit path
 
 
-def _collect(store: str, secret: bytes, allow: str, sync: str, ready: Any, stop: Any) -> None:
+def _collect(store: str, secret: bytes, allow: str, sync: str, layout: str, ready: Any, stop: Any) -> None:
     from edgekit.collector import Collector
 
-    c = Collector(["tcp://127.0.0.1:*"], store, allow_dir=allow, secret_key=secret, synchronous=sync)
+    c = Collector(["tcp://127.0.0.1:*"], store, allow_dir=allow, secret_key=secret, synchronous=sync,
+                  features_layout=layout)
     t = threading.Thread(target=lambda: (stop.wait(), flag.set()))
     flag = threading.Event()
     t.start()
@@ -106,7 +108,7 @@ def _collect(store: str, secret: bytes, allow: str, sync: str, ready: Any, stop:
     c.serve(flag)
 
 
-def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path) -> dict[str, float]:
+def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide") -> dict[str, float]:
     from edgekit.config.parse import parse
     from edgekit.spool import Spool, SpoolConfig
     from edgekit.uplink import UplinkClient, UplinkConfig
@@ -122,7 +124,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path) -> dict[str, float]:
     parent, child = ctx.Pipe()
     stop = ctx.Event()
     proc = ctx.Process(target=_collect, args=(str(tmp / "store.sqlite"), parse_secret_key(srv_sec.read_text()),
-                                              str(allow), sync.upper(), child, stop))
+                                              str(allow), sync.upper(), layout, child, stop))
     proc.start()
     endpoint = parent.recv()
     spool = Spool(tmp / "spool.sqlite", parse(SpoolConfig, {"synchronous": sync, "max_bytes": "2GiB",
@@ -173,13 +175,13 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path) -> dict[str, float]:
     return {"values_per_s": values / out["elapsed"], "spool_append_values_per_s": values / out["append_s"]}
 
 
-def store_rate(blobs: list[bytes], tmp: Path) -> float:
+def store_rate(blobs: list[bytes], tmp: Path, layout: str) -> float:
     """The collector's store alone: decode + insert + commit every 64 records (synchronous=FULL)."""
     from types import SimpleNamespace
 
     from edgekit.collector import Store
 
-    st = Store(tmp / "store-only.sqlite")
+    st = Store(tmp / f"store-only-{layout}.sqlite", features_layout=layout)
     recs = [SimpleNamespace(stream=STREAM, seq=i + 1, kind="features", ts=0.0, blob=b) for i, b in enumerate(blobs)]
     t0 = time.perf_counter()
     for i in range(0, len(recs), 64):
@@ -197,7 +199,9 @@ def measure(quick: bool) -> harness.Figures:
         raw = raw_rate(blobs)
         full = edgekit_rate(blobs, "full", Path(d) / "full")
         normal = edgekit_rate(blobs, "normal", Path(d) / "normal")
-        store_only = store_rate(blobs, Path(d))
+        packed = edgekit_rate(blobs, "full", Path(d) / "packed", "packed")
+        store_only = store_rate(blobs, Path(d), "wide")
+        store_packed = store_rate(blobs, Path(d), "packed")
     return {
         "records": n,
         "values_per_record": CHANNELS * FEATURES,
@@ -206,8 +210,11 @@ def measure(quick: bool) -> harness.Figures:
         "edgekit_full_values_per_s": round(full["values_per_s"]),
         "edgekit_normal_values_per_s": round(normal["values_per_s"]),
         "spool_append_full_values_per_s": round(full["spool_append_values_per_s"]),
+        "edgekit_full_packed_values_per_s": round(packed["values_per_s"]),
         "collector_store_full_values_per_s": round(store_only),
+        "collector_store_full_packed_values_per_s": round(store_packed),
         "edgekit_vs_raw_ratio": full["values_per_s"] / raw,
+        "edgekit_packed_vs_raw_ratio": packed["values_per_s"] / raw,
         "fsync_cost_ratio": normal["values_per_s"] / full["values_per_s"],
     }
 

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="accept unauthenticated, unencrypted gateways on tcp:// (warns at every start)")
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
                    help="store durability: FULL fsyncs every commit (default)")
+    p.add_argument("--features-layout", choices=["wide", "packed"], default="wide",
+                   help="features table: one row per channel and a column per feature (wide), or one row "
+                   "per frame with a float32 BLOB (packed, for high ingest rates)")
     p.add_argument("--max-message-bytes", type=int, default=16 << 20, help="largest message accepted")
     p.add_argument("--credit", type=int, default=256, help="records in flight granted per gateway")
     p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
@@ -60,7 +63,7 @@ def collect(args: argparse.Namespace) -> int:
     secret = _secret_key(args.keys) if args.keys else None
     collector = Collector(args.bind, args.store, allow_dir=args.allow, secret_key=secret, insecure=args.insecure,
                           credit=args.credit, max_message_bytes=args.max_message_bytes,
-                          synchronous=args.synchronous)
+                          synchronous=args.synchronous, features_layout=args.features_layout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 
-TABLES = ("points", "features", "waveforms", "events", "gaps", "received", "rejected")
+TABLES = ("points", "features", "feature_frames", "waveforms", "events", "gaps", "received", "rejected")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -79,6 +79,7 @@ class Collector:
         credit: int = 256,
         max_message_bytes: int = 16 << 20,
         synchronous: str = "FULL",
+        features_layout: str = "wide",
         reload_interval_s: float = 5.0,
         heartbeat_s: float = 2.0,
         batch_messages: int = 512,
@@ -93,6 +94,9 @@ class Collector:
         self.credit = credit
         self.max_message_bytes = max_message_bytes
         self.synchronous = synchronous
+        if features_layout not in ("wide", "packed"):
+            raise UplinkError(f"features_layout {features_layout!r} is not one of wide, packed")
+        self.features_layout = features_layout
         self.reload_interval_s = reload_interval_s
         self.heartbeat_s = heartbeat_s
         self.batch_messages = batch_messages
@@ -138,7 +142,7 @@ class Collector:
         """Run until ``stop`` is set: bind, receive, store, acknowledge. Closes everything on exit."""
         ctx: zmq.Context[Any] = zmq.Context()
         auth: ZapAuthenticator | None = None
-        store = Store(self.store_path, synchronous=self.synchronous)
+        store = Store(self.store_path, synchronous=self.synchronous, features_layout=self.features_layout)
         sock = ctx.socket(zmq.ROUTER)
         monitor = None
         try:

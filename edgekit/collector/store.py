@@ -13,6 +13,12 @@ On-disk contract (format version 1, ``PRAGMA user_version = 1``; WAL, ``synchron
         (``"rms"``, ``"kurtosis"``…; a column is added the first time a name appears; rows of
         frames without that feature hold NULL) — ``pd.read_sql("SELECT * FROM features", con)``
         gives a ready DataFrame. A feature named like a fixed column is stored as ``f_<name>``.
+    feature_frames(gateway, stream, seq, asset, block_seq, t0, n_channels, n_features, channels,
+                   names, reasons, quality, "values")
+        the ``packed`` layout (``Store(features_layout="packed")``, ``edgekit collect
+        --features-layout packed``): one row per frame, ``values`` the (channels, features) float32
+        LE BLOB, ``quality`` one byte per channel, channels/names/reasons JSON lists — ≈ channels×
+        fewer SQLite rows, for high ingest rates; ``features`` stays empty then
     waveforms(gateway, stream, seq, asset, block_seq, t0, fs, n_channels, n_samples, channels,
               units, speed_hz, quality, reason, data)
         ``data`` is the (channels, samples) float32 little-endian array as a BLOB:
@@ -59,6 +65,9 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE TABLE IF NOT EXISTS features (
     gateway TEXT, stream TEXT, seq INTEGER, asset TEXT, block_seq INTEGER, t0 REAL, channel TEXT,
     quality INTEGER, reason TEXT);
+CREATE TABLE IF NOT EXISTS feature_frames (
+    gateway TEXT, stream TEXT, seq INTEGER, asset TEXT, block_seq INTEGER, t0 REAL, n_channels INTEGER,
+    n_features INTEGER, channels TEXT, names TEXT, reasons TEXT, quality BLOB, "values" BLOB);
 CREATE TABLE IF NOT EXISTS waveforms (
     gateway TEXT, stream TEXT, seq INTEGER, asset TEXT, block_seq INTEGER, t0 REAL, fs REAL,
     n_channels INTEGER, n_samples INTEGER, channels TEXT, units TEXT, speed_hz REAL,
@@ -89,9 +98,13 @@ class WriteResult:
 class Store:
     """Append-only writer of the store file (one per collector; see module docstring)."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", features_layout: str = "wide") -> None:
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise EdgekitError(f"synchronous {synchronous!r} is not one of FULL, NORMAL, OFF")
+        if features_layout not in ("wide", "packed"):
+            raise EdgekitError(f"features_layout {features_layout!r} is not one of wide, packed")
+        self.features_layout = features_layout
+        self._json_cache: dict[tuple[str, ...], str] = {}
         self.path = Path(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -188,7 +201,13 @@ class Store:
                     rec.quality.tolist(), reasons, strict=True)],
             )
         elif isinstance(rec, FeatureFrame):
-            self._insert_features(cur, key, rec)
+            if self.features_layout == "packed":
+                cur.execute("INSERT INTO feature_frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            (*key, rec.asset, rec.seq, rec.t0, rec.values.shape[0], rec.values.shape[1],
+                             self._json(rec.channels), self._json(rec.names), self._json(rec.reasons),
+                             rec.quality.tobytes(), rec.values.astype("<f4").tobytes()))
+            else:
+                self._insert_features(cur, key, rec)
         elif isinstance(rec, WaveformBlock):
             cur.execute(
                 "INSERT INTO waveforms VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -204,6 +223,14 @@ class Store:
             cur.execute("INSERT INTO gaps VALUES (?,?,?,?,?,?,?,?,?)",
                         (*key, rec.stream, rec.first_seq, rec.last_seq, rec.count, rec.reason, rec.ts))
         return None
+
+    def _json(self, items: tuple[str, ...]) -> str:
+        text = self._json_cache.get(items)
+        if text is None:
+            text = json.dumps(list(items))
+            if len(self._json_cache) < 4096:
+                self._json_cache[items] = text
+        return text
 
     def _features_sql(self, cur: sqlite3.Cursor, names: tuple[str, ...]) -> str:
         sql = self._feature_sql.get(names)

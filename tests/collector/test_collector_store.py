@@ -122,3 +122,22 @@ def test_store_refuses_a_newer_format(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(EdgekitError, match="newer"):
         Store(path)
+
+
+def test_packed_features_layout_keeps_each_frame_as_one_row(tmp_path: Path) -> None:
+    st = Store(tmp_path / "p.sqlite", features_layout="packed")
+    ff = frame(3, ("rms", "kurtosis", "crest"))
+    assert st.write("gw-1", "ep", [rec("features/m01", 1, ff)]).stored == 1
+    st.commit()
+    st.close()
+    con = sqlite3.connect(tmp_path / "p.sqlite")
+    n_ch, n_f, chans, names, reasons, quality, values = con.execute(
+        'SELECT n_channels, n_features, channels, names, reasons, quality, "values" FROM feature_frames').fetchone()
+    assert con.execute("SELECT count(*) FROM features").fetchone() == (0,)
+    con.close()
+    got = np.frombuffer(values, "<f4").reshape(n_ch, n_f)
+    assert np.array_equal(got, ff.values, equal_nan=True)
+    assert (json.loads(chans), json.loads(names), json.loads(reasons)) == (["de", "fe"], list(ff.names), ["", "cable"])
+    assert list(quality) == [0, 2]
+    with pytest.raises(EdgekitError, match="features_layout 'tall' is not one of wide, packed"):
+        Store(tmp_path / "q.sqlite", features_layout="tall")
