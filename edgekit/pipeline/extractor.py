@@ -87,6 +87,7 @@ class FeatureExtractor:
             pos += k
         self._plans: OrderedDict[tuple[float, int], list[Stage]] = OrderedDict()
         self._lock = threading.Lock()
+        self._unplannable: set[tuple[float, int]] = set()
 
     def __repr__(self) -> str:
         return f"FeatureExtractor({len(self.names)} features, stages={[type(s).__name__ for s in self.stages]})"
@@ -157,18 +158,34 @@ class FeatureExtractor:
         return bad
 
     def transform(self, block: WaveformBlock) -> FeatureFrame:
-        """The FeatureFrame of one analysis window."""
+        """The FeatureFrame of one analysis window.
+
+        Never raises for data reasons: a block marked BAD, or one the configured features cannot be
+        planned for (e.g. too short for the envelope band), gives an all-BAD frame with the reason
+        (the latter also logged at ERROR once per block shape, since its features are lost).
+        """
         if block.quality == Quality.BAD:
-            c = block.data.shape[0]
-            return FeatureFrame(
-                asset=block.asset, values=np.full((c, len(self.names)), np.nan, dtype=np.float32),
-                names=self.names, channels=block.channels, t0=block.t0, seq=block.seq,
-                quality=np.full(c, Quality.BAD, dtype=np.uint8), reasons=(block.reason or "block marked bad",) * c,
-            )
-        r = self.compute(block.data, block.fs, units=block.units, speed_hz=block.speed_hz)
+            return self._bad_frame(block, block.reason or "block marked bad")
+        try:
+            r = self.compute(block.data, block.fs, units=block.units, speed_hz=block.speed_hz)
+        except PipelineError as exc:
+            key = (float(block.fs), int(block.data.shape[1]))
+            if key not in self._unplannable:
+                self._unplannable.add(key)
+                log.error("pipeline: blocks of %d samples at %g Hz from %s get no features: %s",
+                          key[1], key[0], block.asset, exc)
+            return self._bad_frame(block, f"features not computable for this block: {exc}")
         return FeatureFrame(
             asset=block.asset, values=r.values, names=self.names, channels=block.channels,
             t0=block.t0, seq=block.seq, quality=r.quality, reasons=r.reasons,
+        )
+
+    def _bad_frame(self, block: WaveformBlock, reason: str) -> FeatureFrame:
+        c = block.data.shape[0]
+        return FeatureFrame(
+            asset=block.asset, values=np.full((c, len(self.names)), np.nan, dtype=np.float32),
+            names=self.names, channels=block.channels, t0=block.t0, seq=block.seq,
+            quality=np.full(c, Quality.BAD, dtype=np.uint8), reasons=(reason,) * c,
         )
 
 

@@ -161,3 +161,28 @@ def test_keep_heap_is_idempotent_on_glibc() -> None:
     assert keep_heap() == first
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert first is True
+
+
+def test_unplannable_block_gives_bad_frame_not_exception(caplog: pytest.LogCaptureFixture) -> None:
+    ex = build(cfg(envelope_band_hz=[2000.0, 2100.0]))  # 100 Hz band: too few bins for short blocks
+    short = np.random.default_rng(0).standard_normal((2, 256)).astype(np.float32)
+    with caplog.at_level(logging.ERROR, logger="edgekit.pipeline.extractor"):
+        a = ex.transform(block(short))
+        b = ex.transform(block(short))
+    assert (a.quality == Quality.BAD).all() and "too few bins" in a.reasons[0] and np.isnan(a.values).all()
+    assert (b.quality == Quality.BAD).all()
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1  # once per block shape
+    long = np.random.default_rng(0).standard_normal((2, 65536)).astype(np.float32)
+    assert (ex.transform(block(long)).quality == Quality.GOOD).all()
+
+
+def test_large_dc_offset_does_not_cost_precision() -> None:
+    n = 8192
+    t = np.arange(n) / FS
+    x = (1.0 + 0.01 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)[None]  # 1 g gravity offset
+    f = build(PipelineConfig()).compute(x, FS)
+    names = build(PipelineConfig()).names
+    vals = dict(zip(names, f.values[0], strict=True))
+    assert vals["rms"] == pytest.approx(0.01 / np.sqrt(2), rel=1e-3)
+    assert vals["kurtosis"] == pytest.approx(1.5, rel=1e-2)
+    assert vals["peak"] == pytest.approx(0.01, rel=1e-3)
