@@ -1,7 +1,7 @@
 """edgekit.pipeline: vectorised vibration features on ``(channels, samples)`` float32 blocks.
 
 ``build(PipelineConfig) -> FeatureExtractor`` assembles the stages; ``Framer`` cuts streams of
-WaveformBlocks into analysis windows. Feature names and definitions: docs/features.md.
+WaveformBlocks into analysis windows; ``FeatureStream(cfg).push(block)`` does both. Feature names and definitions: docs/features.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .envelope import Envelope
 from .extractor import FeatureExtractor, build
 from .framer import Framer
 from .harmonics import Harmonics, OrderSpectrum
+from .stream import FeatureStream
 from .time_domain import TimeDomain
 from .velocity import Velocity
 from .welch import WelchBands
@@ -29,6 +30,7 @@ __all__ = [
     "Cepstrum",
     "Envelope",
     "FeatureExtractor",
+    "FeatureStream",
     "Framer",
     "Harmonics",
     "OrderSpectrum",

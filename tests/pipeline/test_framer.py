@@ -92,3 +92,20 @@ def test_buffer_is_reused_for_long_streams() -> None:
     for b in blocks[5:]:
         fr.push(b)
     assert fr._assets["a"].buf is buf  # no growth, no reallocation per block
+
+
+def test_feature_stream_frames_and_gaps() -> None:
+    from edgekit.pipeline import FeatureStream, PipelineConfig
+
+    rng = np.random.default_rng(0)
+    stream_ = FeatureStream(PipelineConfig(window=2048, overlap=0.5))
+    frames, events = [], []
+    for seq in (0, 1, 2, 3, 5, 6):
+        blk = WaveformBlock("m", rng.standard_normal((3, 1024)).astype(np.float32), 25600.0, seq * 0.04, seq,
+                            ("a", "b", "c"), ("g",) * 3)
+        f, e = stream_.push(blk)
+        frames += f
+        events += e
+    assert [f.seq for f in frames] == [0, 1, 2, 3]  # 4 blocks -> 3 windows, gap, 2 blocks -> 1 window
+    assert len(events) == 1 and events[0].kind == EventKind.GAP_DETECTED
+    assert frames[0].names == stream_.names and frames[0].values.shape == (3, len(stream_.names))
