@@ -118,7 +118,7 @@ class SimOpcUaServer:
         self._security = security or SecurityOptions()
         self.cert_path: Path | None = None
         self._server: Server | None = None
-        self._nodes: dict[str, ua.NodeId] = {}
+        self._nodes: dict[tuple[int, str], ua.NodeId] = {}
         self.ns = 2
 
     @property
@@ -126,8 +126,12 @@ class SimOpcUaServer:
         return f"opc.tcp://{self.host}:{self.port}{self.path}"
 
     def nodeid(self, index: int, path: str) -> ua.NodeId:
-        """``nodeid(1, "Vibration.Ch0")`` → ``ns=2;s=Machine01.Vibration.Ch0``."""
-        return _nid(f"{opcua_folder(index)}.{path}", self.ns)
+        """``nodeid(1, "Vibration.Ch0")`` → ``ns=2;s=Machine01.Vibration.Ch0`` (cached: published every block)."""
+        key = (index, path)
+        nid = self._nodes.get(key)
+        if nid is None:
+            nid = self._nodes[key] = _nid(f"{opcua_folder(index)}.{path}", self.ns)
+        return nid
 
     async def start(self) -> None:
         if self.port == 0:  # asyncua advertises the configured URL, so pick the port before binding

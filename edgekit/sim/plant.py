@@ -38,6 +38,7 @@ from .physics import MachineSignal, ProcessModel, ProcessState
 __all__ = ["PlantSimulator", "PlantStats", "SimMachine", "decimate_block"]
 
 RAMP_RPM_PER_S = 300.0
+_STATE_FIELDS = dataclasses.fields(ProcessState)
 
 
 def decimate_block(block: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
@@ -336,7 +337,7 @@ class PlantSimulator:
         if self._modbus:
             self._modbus.publish_process(m.index, encode_holding(st, m.index), st.running, st.fault_active)
         if self._opcua:
-            values = dataclasses.asdict(st)
+            values = {f.name: getattr(st, f.name) for f in _STATE_FIELDS}  # asdict() deep-copies: slow
             values["name"] = m.name
             await self._opcua.publish_process(m.index, values, ts)
 
