@@ -16,8 +16,10 @@ at least twice as wide (so they hold the sidebands of every line searched).
 Features: ``env_peak_hz`` and ``env_peak_amp`` (strongest line in ``peak_range_hz``, frequency refined
 by parabolic interpolation), and with a bearing geometry ``env_bpfo_amp``, ``env_bpfi_amp``,
 ``env_bsf_amp``, ``env_ftf_amp``: root-sum-square over harmonics ``h = 1..bearing_harmonics`` of the
-largest amplitude within ``h·f_d·(1 ± slip_tolerance)`` (at least ±1 bin); NaN when neither the
-block nor ``rpm`` gives a shaft speed, or the fundamental lies above the envelope's range.
+largest amplitude within ``h·f_d·(1 ± slip_tolerance)`` (at least ±1 bin). Harmonics above the
+envelope range ``max_env_hz`` are left out of the sum; the value is NaN when the fundamental is, or
+when neither the block nor ``rpm`` gives a shaft speed. (``build`` widens ``max_env_hz`` beyond
+1 kHz when a fixed ``rpm`` puts bearing harmonics above it.)
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def build(cfg: PipelineConfig | None = None) -> FeatureExtractor:
         band_hz=_pair(cfg.envelope_band_hz) if cfg.envelope_band_hz else None,
         squared=cfg.squared_envelope, geometry=geometry, rpm=cfg.rpm, slip_tolerance=cfg.slip_tolerance,
         bearing_harmonics=cfg.bearing_harmonics, peak_range_hz=_pair(cfg.env_peak_range_hz),
-        kurtogram_levels=cfg.kurtogram_levels,
+        kurtogram_levels=cfg.kurtogram_levels, max_env_hz=_max_env_hz(cfg, geometry),
     )
     if geometry is not None:
         speed_stages.append(len(stages))
@@ -257,6 +257,15 @@ def build(cfg: PipelineConfig | None = None) -> FeatureExtractor:
         log.warning("pipeline: %s", m)
     return FeatureExtractor(stages, units=cfg.units, clip_level=cfg.clip_level, speed_stages=tuple(speed_stages),
                             messages=tuple(messages), zone_profile=zone)
+
+
+def _max_env_hz(cfg: PipelineConfig, geometry: BearingGeometry | None) -> float:
+    """Envelope spectrum range: 1 kHz, or more if the fixed speed puts bearing harmonics above it."""
+    top = 1000.0
+    if geometry is not None and cfg.rpm > 0:
+        m = geometry.multipliers()
+        top = max(top, 1.1 * cfg.bearing_harmonics * max(m.bpfi, m.bpfo, m.bsf) * cfg.rpm / 60)
+    return top
 
 
 def _triple(b: tuple[float, ...]) -> tuple[float, float, float]:
