@@ -235,3 +235,13 @@ def test_kurtogram_finds_the_resonance_a_fixed_band_misses() -> None:
     assert lo <= 1900.0 <= hi
     bands_lo, bands_hi, kurt = env.kurtogram(Spectrum.of(x, fs))
     assert kurt.shape == (1, bands_lo.size) and (bands_lo >= 500).all() and ((bands_hi - bands_lo) >= 1000 - fs / n).all()
+
+
+def test_order_spectrum_reads_orders_at_block_speed() -> None:
+    from edgekit.pipeline import OrderSpectrum
+
+    fs, n, fr = 12800.0, 32768, 29.3
+    x = (tone(fr, fs, n, 0.3) + tone(2 * fr, fs, n, 0.1) + tone(3.5 * fr, fs, n, 0.2))[None]
+    o = feats(OrderSpectrum(n=3), x, fs, speed_hz=fr)
+    np.testing.assert_allclose([o["order_1_amp"][0], o["order_2_amp"][0]], [0.3, 0.1], rtol=0.012)
+    assert o["order_3_amp"][0] < 0.01  # 3.5 x is not an order line

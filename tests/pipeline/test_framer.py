@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgekit.errors import PipelineError
 from edgekit.pipeline import Framer
@@ -109,3 +111,40 @@ def test_feature_stream_frames_and_gaps() -> None:
     assert [f.seq for f in frames] == [0, 1, 2, 3]  # 4 blocks -> 3 windows, gap, 2 blocks -> 1 window
     assert len(events) == 1 and events[0].kind == EventKind.GAP_DETECTED
     assert frames[0].names == stream_.names and frames[0].values.shape == (3, len(stream_.names))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 300), min_size=1, max_size=25),
+    skips=st.lists(st.booleans(), min_size=25, max_size=25),
+    window=st.integers(16, 400),
+    overlap=st.sampled_from([0.0, 0.25, 0.5, 0.9]),
+)
+def test_framer_matches_a_simple_model(sizes: list[int], skips: list[bool], window: int, overlap: float) -> None:
+    fr = Framer(window, overlap)
+    hop = fr.hop
+    seq, pos = 0, 0
+    runs: list[list[np.ndarray]] = [[]]
+    got: list[WaveformBlock] = []
+    gaps = 0
+    for size, skip in zip(sizes, skips, strict=False):
+        if skip and runs[-1]:
+            seq += 1  # a lost block
+            runs.append([])
+        data = (np.arange(size, dtype=np.float32) + pos)[None, :]
+        pos += size
+        w, ev = fr.push(WaveformBlock("a", data, FS, 0.0, seq, ("x",), ("g",)))
+        got += w
+        gaps += len(ev)
+        runs[-1].append(data)
+        seq += 1
+    expected = []
+    for run in runs:
+        if not run:
+            continue
+        cat = np.concatenate(run, axis=1)
+        expected += [cat[:, i : i + window] for i in range(0, cat.shape[1] - window + 1, hop)]
+    assert gaps == len([r for r in runs[1:] if r])
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a.data, b)
