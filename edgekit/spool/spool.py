@@ -5,16 +5,17 @@ Design, on-disk format, invariants and thread model: see the :mod:`edgekit.spool
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..codec import GapRecord, pack
 from ..errors import SpoolError, SpoolFull
@@ -32,6 +33,23 @@ _INSERT = "INSERT INTO records(stream, seq, kind, ts, size, crc, blob) VALUES (?
 _UPSERT_STREAM = (
     "INSERT INTO streams(stream, last_seq, kinds) VALUES (?, ?, ?) "
     "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq, kinds = excluded.kinds")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _recovering(fn: Callable[Concatenate[Spool, P], R]) -> Callable[Concatenate[Spool, P], R]:
+    """On :class:`SpoolCorrupt`, quarantine the file (if a fresh check confirms) before re-raising."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Spool, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except SpoolCorrupt as exc:
+            raise self._recover(exc) from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +97,23 @@ class Spool:
         }
         self.epoch = ""
         self._ingest, self._delivery = self._open()
-        self._load()
-        with self._ingest_lock:
-            self._seal_gaps(force=True)
-        while self.prune(all_streams=True):
-            pass
+        try:
+            self._load()
+            with self._ingest_lock:
+                self._seal_gaps(force=True)
+        except sqlite3.DatabaseError as exc:  # damage the open check did not see (or it was off)
+            if not _is_corruption(exc):
+                self._close_connections()
+                raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
+            with self._delivery_lock, self._ingest_lock:
+                self._reopen_quarantined(f"{type(exc).__name__}: {exc}")
+        for _ in range(2):  # a second pass after a quarantine found while pruning
+            try:
+                while self.prune(all_streams=True):
+                    pass
+                break
+            except SpoolCorrupt:
+                continue
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -142,6 +172,54 @@ class Spool:
         self._counters["gap_records"] += len(gaps)
         return conn
 
+    def _reopen_quarantined(self, problem: str) -> None:
+        """Quarantine the open file and continue on a new one (caller holds both locks)."""
+        self._close_connections()
+        self._last.clear()
+        self._kinds.clear()
+        self._acked.clear()
+        self._prune_todo.clear()
+        self._ingest = self._quarantine(problem)
+        self._delivery = connect(self.path, self.cfg)
+        self._load()
+        self._seal_gaps(force=True)
+
+    def _recover(self, exc: SpoolCorrupt) -> SpoolCorrupt:
+        """After SQLite reported corruption: confirm with a fresh check, then quarantine and go on."""
+        with self._delivery_lock, self._ingest_lock:
+            if self._closed:
+                return exc
+            problem: str | None
+            try:
+                probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=self.cfg.busy_timeout)
+                try:
+                    problem = check_file(probe, "quick")
+                finally:
+                    probe.close()
+            except SpoolError as err:
+                problem = str(err)
+            except sqlite3.DatabaseError as err:
+                problem = f"{type(err).__name__}: {err}"
+            if problem is None:
+                return exc  # the file checks fine: never throw data away on a doubt
+            old = self.epoch
+            try:
+                self._reopen_quarantined(problem)
+            except (sqlite3.Error, SpoolError) as err:
+                self._closed = True
+                log.error("spool %s: could not replace the corrupt file: %s; the spool is closed", self.path, err)
+                return SpoolCorrupt(f"{exc}; replacing the corrupt file failed ({err}): the spool is closed")
+        return SpoolCorrupt(f"{exc}; the file was quarantined (epoch {old} -> {self.epoch}); nothing of this "
+                            "call was stored, retry")
+
+    def _close_connections(self) -> None:
+        for conn in (getattr(self, "_delivery", None), getattr(self, "_ingest", None)):
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    log.error("spool %s: close failed: %s", self.path, exc)
+
     def _load(self) -> None:
         c = self._delivery
         self.epoch = str(c.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
@@ -160,6 +238,7 @@ class Spool:
         """Admit one record; returns its seq, or ``None`` if the full policy dropped it."""
         return self.append_many([(stream, kind, blob, ts)])[0]
 
+    @_recovering
     def append_many(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
         """Admit a group of records in ONE transaction (one fsync); seq or ``None`` (dropped) per item."""
         self._check_open()
@@ -335,6 +414,7 @@ class Spool:
         with self._state:
             self._disk_low = low
 
+    @_recovering
     def flush_gaps(self, force: bool = True) -> int:
         """Seal open gaps into gap records now (all of them if ``force``); returns how many."""
         self._check_open()
@@ -389,6 +469,7 @@ class Spool:
 
     # ---- delivery side ----------------------------------------------------------------------
 
+    @_recovering
     def pending(self, uplink: str, limit: int = 256, max_bytes: int = 8 << 20,
                 after: Mapping[str, int] | None = None) -> list[SpoolRow]:
         """Rows not yet acked by ``uplink`` (oldest first), at most ``limit`` rows / ``max_bytes``.
@@ -435,6 +516,7 @@ class Spool:
                 raise self._translate(exc, "pending") from exc
         return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen if r in blobs]
 
+    @_recovering
     def ack(self, uplink: str, stream: str, seq: int) -> None:
         """Cumulative ack: ``uplink`` has everything of ``stream`` up to ``seq``; prunes a bounded chunk."""
         self._uplink_kinds(uplink)
@@ -466,6 +548,7 @@ class Spool:
                 self._rollback(conn)
                 raise self._translate(exc, "ack") from exc
 
+    @_recovering
     def prune(self, all_streams: bool = False) -> int:
         """Delete up to ``prune_chunk`` fully acked rows; returns how many (0 when nothing is left)."""
         with self._delivery_lock:
@@ -549,6 +632,7 @@ class Spool:
             return {s: self._acked.get((uplink, s), 0) + 1
                     for s, ks in self._kinds.items() if ks & kinds}
 
+    @_recovering
     def backlog(self, uplink: str) -> tuple[int, int, float | None]:
         """(rows, bytes, oldest ts) not yet acked by ``uplink``; cost grows with the backlog (index only)."""
         kinds = self._uplink_kinds(uplink)
@@ -672,11 +756,7 @@ class Spool:
                 log.error("spool %s: sealing gaps at close failed: %s (they are sealed at next open)",
                           self.path, exc)
             self._closed = True
-            for conn in (self._delivery, self._ingest):
-                try:
-                    conn.close()
-                except sqlite3.Error as exc:
-                    log.error("spool %s: close failed: %s", self.path, exc)
+            self._close_connections()
         with self._state:
             self._state.notify_all()
 
@@ -728,9 +808,8 @@ class Spool:
             return SpoolDiskFull(f"{what}: database or disk is full at {self.path}; nothing of this call "
                                  f"was stored (policy {self.cfg.full_policy} applies from the next call)")
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
-            log.error("spool %s: %s failed, database is corrupt: %s; reopen to quarantine it", self.path, what, exc)
-            return SpoolCorrupt(f"{what}: spool file {self.path} is corrupt ({exc}); reopen the spool to "
-                                "quarantine it and start a new epoch")
+            log.error("spool %s: %s failed, database is corrupt: %s", self.path, what, exc)
+            return SpoolCorrupt(f"{what}: spool file {self.path} is corrupt ({exc})")
         return SpoolError(f"{what}: {name}: {exc}")
 
 

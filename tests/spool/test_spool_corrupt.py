@@ -10,7 +10,7 @@ import pytest
 from spool_helpers import cfg, gaps, open_spool
 
 from edgekit.errors import SpoolError
-from edgekit.spool import Spool
+from edgekit.spool import Spool, SpoolCorrupt
 
 F = "features/m1"
 
@@ -125,3 +125,33 @@ def test_quarantined_file_stays_readable_for_forensics(tmp_path: Path) -> None:
     s.close()
     assert meta["previous_epoch"] == old
     assert Path(meta["quarantined_file"]).exists()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_damage_found_during_operation_is_quarantined_and_spool_goes_on(tmp_path: Path, seed: int) -> None:
+    """With the open check off, damage surfaces in a query: SpoolCorrupt once, then a new epoch works."""
+    path = tmp_path / "s.db"
+    old = _fill(path, n=300)
+    size = path.stat().st_size
+    rng = random.Random(seed)
+    with open(path, "r+b") as f:
+        for _ in range(4):  # trash whole pages past the schema pages
+            f.seek(rng.randrange(3, size // 4096) * 4096)
+            f.write(rng.randbytes(4096))
+    s = open_spool(path, integrity_on_open="off")  # must not raise even if loading hits the damage
+    raised = 0
+    for _ in range(3):
+        try:
+            assert s.append(F, "features", b"x" * 500, 1.0) is not None
+            s.pending("a", limit=1_000_000)
+            s.pending("b", limit=1_000_000)
+            s.backlog("b")
+        except SpoolCorrupt as exc:
+            raised += 1
+            assert "quarantined" in str(exc)
+    assert raised <= 1  # 0 when loading at open already hit the damage
+    assert s.epoch != old and s.stats()["quarantined"] == 1
+    assert any(g.reason == "corrupt" for g in gaps(s))
+    assert len([r for r in s.pending("b") if r.stream == F]) == 3 - raised
+    assert s.integrity_check()
+    s.close()
