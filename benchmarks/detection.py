@@ -7,7 +7,9 @@ Three parts, all through ``edgekit.pipeline.build(...)`` features and ``edgekit.
    ``BASE`` blocks commission the baseline automatically, the next ``HEALTHY`` are held out — and then,
    for every fault kind, degrades linearly from severity 0 to ``SEV_END`` over ``RAMP`` blocks.
    Reported per model: false alarms per 1,000 healthy channel-blocks (single blocks above the calibrated
-   threshold, and k-of-n confirmed alarm events), and per fault kind the detection delay after onset
+   threshold, and k-of-n confirmed alarm events) — also for the same healthy machines stepping their
+   speed by +-2 % and +-10 % every 50 blocks (an operating point the baseline never saw), and with
+   +-10 % when the baseline was commissioned over the same speed steps — and per fault kind the detection delay after onset
    (median over seeds, seconds) next to the time the velocity RMS reaches zone C (ISO 10816-3 group 2
    rigid, B/C = 2.8 mm/s), and the fraction of runs alarmed before zone C.
 2. **CWRU** (../shared/data/cwru, read-only): the 48 kHz normal record is resampled to 12 kHz; its first
@@ -45,6 +47,12 @@ MODELS = ("mahalanobis", "isolation_forest", "autoencoder")
 EVAL_SEEDS = (2000, 2001, 2002, 2003, 2004)
 FS, BLOCK, CHANNELS = 25600.0, 8192, 2
 SEV_END = 1.5
+# Healthy speed changes (relative step, commissioned over the same steps?).
+SPEED_CASES = ((0.02, False), (0.10, False), (0.10, True))
+
+
+def _tag(step: float, wide: bool) -> str:
+    return f"{int(step * 100)}pct" + ("_commissioned" if wide else "")
 CWRU_FAULTS = ("inner_race_007_0hp_12k", "ball_007_0hp_12k", "outer_race_007_at6_0hp_12k")
 
 
@@ -81,6 +89,8 @@ def simulator(quick: bool, out: dict[str, Any]) -> None:
     delays: dict[tuple[str, str], list[float]] = {}
     before_c: dict[tuple[str, str], list[bool]] = {}
     zone_c: dict[str, list[float]] = {}
+    speed_blocks = {(m, st, w): 0 for m in MODELS for st, w in SPEED_CASES}
+    speed_events = {(m, st, w): 0 for m in MODELS for st, w in SPEED_CASES}
     with tempfile.TemporaryDirectory() as tmp:
         det = build_detector(_model_cfgs(), names, Path(tmp), baseline=BaselineConfig(commission_blocks=base_n))
         for seed in seeds:
@@ -101,6 +111,36 @@ def simulator(quick: bool, out: dict[str, Any]) -> None:
                         fa_events[ev.data["model"]] += 1
             baseline = det.baseline(asset)
             assert baseline is not None
+            # Healthy but off the commissioning operating point: speed steps of +-step every 50 blocks
+            # (tag "...c": the baseline was commissioned over the same speed steps instead).
+            for step, wide in SPEED_CASES:
+                sig = _machine(seed, [])
+                nominal = sig.rpm
+                sa = f"{asset}-speed{_tag(step, wide)}"
+                if wide:
+                    steps = [nominal * (1 + step * ((i // 25) % 2 * 2 - 1)) for i in range(base_n)]
+                    rows = []
+                    for i, seq in enumerate(range(base_n)):
+                        if i % 25 == 0:
+                            sig.set_rpm(steps[i], seq * block_s)
+                        rows.append(ex.compute(sig.block(seq), FS).values)
+                    b = fit_baseline(sa, np.stack(rows), names, tuple(f"ch{c}" for c in range(CHANNELS)))
+                    det.set_baseline(b, save=False)
+                else:
+                    baseline.asset = sa
+                    det.set_baseline(baseline, save=False)
+                for i, seq in enumerate(range(base_n, base_n + healthy_n)):
+                    if i % 50 == 0:
+                        sig.set_rpm(nominal * (1 + step * ((i // 50) % 2 * 2 - 1)), seq * block_s)
+                    r = ex.compute(sig.block(seq), FS)
+                    scored, events = det.score(_frame(sa, r.values, r.quality, names, seq, seq * block_s))
+                    for m in MODELS:
+                        thr = det.threshold(sa, m)
+                        col = scored.column(f"anomaly_score_{m}")
+                        speed_blocks[(m, step, wide)] += int(np.sum(col >= thr.value)) if thr is not None else 0
+                    for ev in events:
+                        if ev.kind is EventKind.ALARM_RAISED and not ev.data["escalated"]:
+                            speed_events[(ev.data["model"], step, wide)] += 1
             onset = base_n + healthy_n
             for kind in kinds:
                 sig = _machine(seed, [FaultSpec(kind, SEV_END, onset_s=onset * block_s, ramp_s=ramp_n * block_s)])
@@ -129,6 +169,10 @@ def simulator(quick: bool, out: dict[str, Any]) -> None:
     for m in MODELS:
         out[f"sim_{m}_false_blocks_per_1000"] = round(1000 * fa_blocks[m] / healthy_rows, 2)
         out[f"sim_{m}_false_alarms_per_1000"] = round(1000 * fa_events[m] / healthy_rows, 2)
+        for st, w in SPEED_CASES:
+            tag = f"speed{_tag(st, w)}"
+            out[f"sim_{m}_{tag}_false_blocks_per_1000"] = round(1000 * speed_blocks[(m, st, w)] / healthy_rows, 2)
+            out[f"sim_{m}_{tag}_false_alarms_per_1000"] = round(1000 * speed_events[(m, st, w)] / healthy_rows, 2)
     for kind in kinds:
         zc = np.array(zone_c[kind])
         out[f"sim_{kind}_zoneC_s"] = round(float(np.nanmedian(zc)), 1) if np.isfinite(zc).any() else "never"
