@@ -4,8 +4,9 @@ Timing: simulated time starts at 0 when :meth:`PlantSimulator.start` returns; bl
 machine covers simulated ``[k·T, (k+1)·T)`` (``T = block/fs``) and is published when the wall clock
 reaches ``start + (k+1)·T/speedup``. Blocks are computed in a worker thread (numpy releases the
 GIL), then written to both servers on the loop (OPC UA: channel arrays, sample rate, speed, then
-BlockSeq; Modbus: samples, then the header with block_seq). A machine that falls more than one
-block behind skips ahead (``stats.skipped``), so block_seq stays tied to time and gaps are visible.
+BlockSeq; Modbus: samples, then the header with block_seq). A machine that falls more than two
+block periods and ``SKIP_AFTER_S`` behind skips ahead (``stats.skipped``), so block_seq stays tied
+to time and gaps are visible; smaller delays are caught up.
 
 Writes from clients (OPC UA ``Setpoint``, Modbus holding 50-51 and coil 1) are picked up once per
 scheduling round and mirrored to the other protocol; the shaft speed ramps towards the setpoint at
@@ -38,6 +39,7 @@ from .physics import MachineSignal, ProcessModel, ProcessState
 __all__ = ["PlantSimulator", "PlantStats", "SimMachine", "decimate_block"]
 
 RAMP_RPM_PER_S = 300.0
+SKIP_AFTER_S = 0.5  # a machine later than this (and 2 block periods) skips ahead instead of bursting
 _STATE_FIELDS = dataclasses.fields(ProcessState)
 
 
@@ -279,7 +281,7 @@ class PlantSimulator:
             for m in due:
                 lag = now - self._due(m)
                 period = self._wall_period(m)
-                if lag > period:  # fell behind: skip to the block whose end is the latest past due time
+                if lag > max(2 * period, SKIP_AFTER_S):  # overloaded: skip to the latest block due
                     target = int((now - self._t_start) / period) - 1
                     self.stats.skipped += target - m.next_seq
                     m.next_seq = target
