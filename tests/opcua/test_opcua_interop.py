@@ -21,10 +21,10 @@ from edgekit.types import Quality
 INTEROP = Path(__file__).resolve().parent / "interop"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     NODE is None or not (INTEROP / "node_modules" / "node-opcua").is_dir(),
     reason="node-opcua interop needs Node.js and `npm ci` in tests/opcua/interop",
-)
+)]
 
 
 @pytest.fixture(scope="module")

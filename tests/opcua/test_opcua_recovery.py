@@ -109,17 +109,23 @@ async def test_connection_cut_leaves_no_duplicate_subscription(opcua_server: Ser
     await proxy.start()
     try:
         endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/edgekit/sim"
-        cfg = make_config(endpoint, security_policy="None", nodes=NODES, session_timeout="60s")
+        # keepalive 5 s → the server keeps an orphaned subscription for 3 × 5 s (lifetime count), far
+        # longer than this test waits: only the transfer-and-delete can bring the count back
+        cfg = make_config(endpoint, security_policy="None", nodes=NODES, session_timeout="60s", keepalive="5s")
         async with running(cfg) as r:
-            await r.wait_for(lambda s: len(_points_since(s, 0, "subs")) >= 2, what="subscription count")
-            before = _points_since(r.sink, 0, "subs")[-1]  # ours (+ any other test's still open)
+            await r.wait_for(lambda s: bool(_points_since(s, 0, "subs")), what="subscription count")
+            await asyncio.sleep(0.5)  # let any other test's closing sessions settle
+            before = _points_since(r.sink, 0, "subs")[-1]  # ours (+ any other still open)
             assert before >= 1.0
             proxy.cut()
             await r.wait_for(lambda s: EventKind.CONNECTOR_DOWN in s.kinds(), timeout=10)
             t_back = time.time()
             await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10)
-            await asyncio.sleep(0.5)
-            # the old session is still alive on the server (60 s timeout) but its subscription is gone
+            # the old session is still alive on the server (60 s timeout) but its subscription is gone:
+            # the count comes back to what it was (a leftover would leave it at before + 1)
+            await r.wait_for(lambda s: _points_since(s, t_back, "subs")[-1:] == [before], timeout=5,
+                             what=f"subscription count back at {before}")
+            await asyncio.sleep(0.3)
             assert _points_since(r.sink, t_back, "subs")[-1] == before
     finally:
         await proxy.stop()

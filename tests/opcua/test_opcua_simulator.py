@@ -20,6 +20,7 @@ from edgekit.types import Quality
 sim_spawn = pytest.importorskip("edgekit.sim.spawn")
 
 MACHINES = ["Machine01", "Machine02"]
+pytestmark = pytest.mark.slow  # starts the whole plant simulator
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from opcua_helpers import free_port, make_config, running
+from opcua_helpers import ServerProcess, free_port, make_config, running
 from server_app import BLOCK, FS, SimServer
 
 from edgekit.types import EventKind
@@ -48,16 +48,13 @@ async def test_blocks_sequence_and_gaps() -> None:
             assert [b.seq for b in r.sink.blocks] == [1, 2, 5, 1]
 
 
-async def test_polled_waveform_without_seq_node() -> None:
-    async with SimServer(free_port(), machines=1) as srv:
-        srv.paused = True
-        await srv.write_block()
-        cfg = make_config(srv.endpoint, security_policy="None", mode="poll", waveforms=[{
-            "asset": "m1", "fs": 1000.0, "poll_interval": "50ms",
-            "channels": [{"id": "a", "browse_path": "Plant/Machine01/Vibration/Ch0", "namespace": "urn:edgekit:sim"}],
-        }])
-        async with running(cfg) as r:
-            await r.wait_for(lambda s: len(s.blocks) >= 3, what="polled blocks")
-        seqs = [b.seq for b in r.sink.blocks]
-        assert seqs[:3] == [1, 2, 3]  # locally counted without a seq node
-        assert all(b.fs == 1000.0 and b.data.shape == (1, BLOCK) for b in r.sink.blocks)
+async def test_polled_waveform_without_seq_node(opcua_server: ServerProcess) -> None:
+    cfg = make_config(opcua_server.endpoint, security_policy="None", mode="poll", waveforms=[{
+        "asset": "m1", "fs": 1000.0, "poll_interval": "50ms",
+        "channels": [{"id": "a", "browse_path": "Plant/Machine01/Vibration/Ch0", "namespace": "urn:edgekit:sim"}],
+    }])
+    async with running(cfg) as r:
+        await r.wait_for(lambda s: len(s.blocks) >= 3, what="polled blocks")
+    seqs = [b.seq for b in r.sink.blocks]
+    assert seqs[:3] == [1, 2, 3]  # locally counted without a seq node
+    assert all(b.fs == 1000.0 and b.data.shape == (1, BLOCK) for b in r.sink.blocks)

@@ -97,6 +97,7 @@ class OpcUaConnector:
         self._security = ""
         self._sink: Sink | None = None
         self._pending_bad: list[Any] = []
+        self._down_since: float | None = None  # start of the current outage (after data had flowed)
 
     def __repr__(self) -> str:
         return f"<OpcUaConnector {self.name!r} {self.cfg.endpoint} state={self._state} tags={len(self._tags)}>"
@@ -126,7 +127,6 @@ class OpcUaConnector:
         """Connect, deliver, recover; runs until cancelled."""
         self._sink = sink
         delay = self.cfg.reconnect_min
-        down_since: float | None = None
         while True:
             client: Client | None = None
             tasks: list[asyncio.Task[None]] = []
@@ -137,13 +137,14 @@ class OpcUaConnector:
                 now = time.time()
                 self._state = "up"
                 sink.event(Event(EventKind.CONNECTOR_UP, self.name, f"connected to {self.cfg.endpoint} ({self._security})"))
+                down_since = self._down_since
                 if down_since is not None:
                     sink.event(Event(
                         EventKind.GAP_DETECTED, self.name,
                         f"no data from {self.cfg.endpoint} for {now - down_since:.1f} s",
                         Severity.WARNING, data={"from": down_since, "to": now, "seconds": now - down_since},
                     ))
-                    down_since = None
+                    self._down_since = None
                 delay = self.cfg.reconnect_min
                 await self._watch(tasks)
             except asyncio.CancelledError:
@@ -157,15 +158,15 @@ class OpcUaConnector:
                 was_up = self._state == "up"
                 await self._stop(client, tasks, graceful=not isinstance(exc, SessionLost))
                 if was_up:
-                    down_since = self._last_good or time.time()
+                    self._down_since = self._last_good or time.time()
                     sink.event(Event(EventKind.CONNECTOR_DOWN, self.name, f"connection lost: {err}", Severity.ALARM))
                     log.warning("%s: connection lost: %s", self.name, err)
                 elif isinstance(err, (SecurityError, ConfigError)):
                     log.error("%s: cannot connect: %s", self.name, err)
                 else:
                     log.info("%s: connect failed: %s", self.name, err)
-                if down_since is None:
-                    down_since = self._last_good or time.time()
+                if self._down_since is None and self._last_good is not None:
+                    self._down_since = self._last_good  # kept across run() restarts by a supervisor
                 self._state = "down"
                 self._reconnects += 1
                 await asyncio.sleep(delay * random.uniform(0.75, 1.25))
