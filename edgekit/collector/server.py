@@ -18,6 +18,7 @@ Prometheus registry :attr:`Collector.registry`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -245,13 +246,21 @@ class Collector:
             except zmq.Again:
                 break
             nbytes += sum(len(f) for f in frames)
-            self._one(sock, store, frames, limits, touched)
+            try:
+                self._one(sock, store, frames, limits, touched)
+            except sqlite3.Error as exc:
+                self._store_failed(store, exc)
+                return
             if nbytes >= self.batch_bytes:
                 break
         if not touched:
             return
         t0 = time.perf_counter()
-        store.commit()
+        try:
+            store.commit()
+        except sqlite3.Error as exc:
+            self._store_failed(store, exc)
+            return
         self._metrics.commit.observe(time.perf_counter() - t0)
         now = time.monotonic()
         for ident, s in touched.items():
@@ -267,6 +276,22 @@ class Collector:
             s.acks.clear()
             s.nacks.clear()
             s.first_rx = None
+
+    def _store_failed(self, store: Store, exc: sqlite3.Error) -> None:
+        """The store could not take this batch (disk full, I/O error): nothing of it is acknowledged.
+
+        Every session is dropped, because a later cumulative ACK in the same session would cover
+        the lost records; the gateways get ``no_session``, say HELLO again and resend.
+        """
+        try:
+            store.rollback()
+        except sqlite3.Error:
+            pass  # the transaction is gone either way
+        self._reject("store_error")
+        log.error("store write failed, batch not acknowledged (gateways will resend): %s", exc)
+        self._sessions.clear()
+        self._metrics.sessions.set(0)
+        time.sleep(0.5)  # do not spin on a full disk
 
     def _one(self, sock: zmq.Socket[Any], store: Store, frames: list[zmq.Frame], limits: F.Limits,
              touched: dict[bytes, _Session]) -> None:
