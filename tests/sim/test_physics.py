@@ -209,3 +209,13 @@ def test_stopped_machine_has_no_shaft_lines_and_process_follows() -> None:
     _, a1 = line_amplitude(np.asarray(block[0], dtype=np.float64), FS, 1480 / 60)
     assert a1 < 0.005  # only noise left
     assert abs(float(np.sqrt(np.mean(block[0].astype(np.float64) ** 2))) - 0.03) < 0.005
+
+
+def test_signal_is_frozen_for_the_model_zoo() -> None:
+    """models/zoo is trained on these signals: a change here must come with a zoo rebuild
+    (models/train) and a new golden below — never silently."""
+    x = MachineSignal(seed=1, rpm=2960.0, faults=[FaultSpec("outer_race", 0.5), FaultSpec("unbalance", 0.3)]).block(3)
+    x = x.astype(np.float64)
+    assert x[:, :4].tolist() == pytest.approx(
+        [[-0.0646702, 0.037243, 0.0652539, -0.0146045], [-0.0683514, -0.1119676, -0.0720581, -0.137814]], abs=2e-6)
+    assert np.sqrt((x**2).mean(axis=1)).tolist() == pytest.approx([0.2640498, 0.2070444], rel=1e-5)
