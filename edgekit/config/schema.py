@@ -52,7 +52,7 @@ class GatewaySection:
 class ReplayConfig:
     name: str = opt(doc="Asset name the replayed blocks carry")
     file: str = opt(doc="Recording (.mat, .npy, .csv, .wav)")
-    key: str = opt("", "Variable name inside a .mat file (default: first DE_time or first array)")
+    key: str = opt("", "Variable name inside a .mat file (default: every equal-length *_DE/FE/BA_time channel)")
     fs: float = opt(0.0, "Sample rate in Hz (required unless the file carries it)")
     block: int = opt(8192, "Samples per block")
     rpm: float = opt(0.0, "Shaft speed in r/min (0 = unknown)")

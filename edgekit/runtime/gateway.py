@@ -118,7 +118,9 @@ class Gateway:
         if cfg.pipeline.enabled:
             from .. import pipeline
 
-            self.extractor = pipeline.build(cfg.pipeline)
+            self.extractor = pipeline.FeatureStream(cfg.pipeline)
+            for message in self.extractor.extractor.messages:
+                log.warning("pipeline: %s", message)
             if cfg.models:
                 from ..models import build_detector
 
@@ -281,24 +283,31 @@ class Gateway:
                 records.append(item)
             if self.extractor is None:
                 continue
-            frame = self.extractor.transform(item)
-            if self.detector is not None:
-                frame, alarm_events = self.detector.score(frame)
-                for ev in alarm_events:
-                    if ev.kind is EventKind.ALARM_RAISED:
-                        self._alarm_assets.add(item.asset)
-                        self.alarm_counts[item.asset] = self.alarm_counts.get(item.asset, 0) + 1
-                    elif ev.kind is EventKind.ALARM_CLEARED:
-                        self._alarm_assets.discard(item.asset)
-                new_events.extend(alarm_events)
-            new_events.extend(self._zone_events(frame))
-            self._remember(frame)
-            self.counts["frames"] += 1
-            records.append(frame)
+            frames, gap_events = self.extractor.push(item)
+            new_events.extend(gap_events)
+            for frame in frames:
+                records.append(self._score(frame, new_events))
         records.extend(new_events)
         self.counts["events"] += len(events) + len(new_events)
         self._spool(records)
         return new_events
+
+    def _score(self, frame: FeatureFrame, new_events: list[Event]) -> FeatureFrame:
+        """Anomaly scores, alarms and zone changes for one frame (worker thread)."""
+        asset = frame.asset
+        if self.detector is not None:
+            frame, alarm_events = self.detector.score(frame)
+            for ev in alarm_events:
+                if ev.kind is EventKind.ALARM_RAISED:
+                    self._alarm_assets.add(asset)
+                    self.alarm_counts[asset] = self.alarm_counts.get(asset, 0) + 1
+                elif ev.kind is EventKind.ALARM_CLEARED:
+                    self._alarm_assets.discard(asset)
+            new_events.extend(alarm_events)
+        new_events.extend(self._zone_events(frame))
+        self._remember(frame)
+        self.counts["frames"] += 1
+        return frame
 
     def _spool(self, records: list[Record]) -> None:
         if not records:
