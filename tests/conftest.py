@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from portutil import free_port
+
+__all__ = ["free_port"]
 
 REPO = Path(__file__).resolve().parents[1]
 CWRU = REPO.parent / "shared" / "data" / "cwru"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import free_port  # type: ignore[import-not-found]
-from edgekit.sim import spawn, wait_ready
+from portutil import free_port
 
 from edgekit.config import loads
 from edgekit.runtime.gateway import Gateway
+from edgekit.sim import spawn, wait_ready
 from edgekit.types import Event, EventKind, PointBatch, Quality
 
 

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from conftest import free_port  # type: ignore[import-not-found]
+from portutil import free_port
 
 from edgekit.config import loads
 from edgekit.runtime.gateway import Gateway
