@@ -47,6 +47,8 @@ class _Session:
     last_seen: float
     acks: dict[tuple[str, str], int] = field(default_factory=dict)  # (epoch, stream) -> seq
     nacks: list[tuple[str, str, int, str]] = field(default_factory=list)
+    stored: int = 0  # in the open (uncommitted) batch
+    duplicates: int = 0
     first_rx: float | None = None
 
 
@@ -264,6 +266,15 @@ class Collector:
         self._metrics.commit.observe(time.perf_counter() - t0)
         now = time.monotonic()
         for ident, s in touched.items():
+            self.stored += s.stored
+            self.duplicates += s.duplicates
+            if s.stored:
+                self._metrics.records.labels(s.gateway).inc(s.stored)
+            if s.duplicates:
+                self._metrics.duplicates.inc(s.duplicates)
+            if s.nacks:
+                self._reject("nack", len(s.nacks))
+            s.stored = s.duplicates = 0
             for epoch, stream, seq, why in s.nacks:
                 self._send(sock, ident, F.Nack(epoch, stream, seq, why))
             by_epoch: dict[str, dict[str, int]] = {}
@@ -334,14 +345,8 @@ class Collector:
                 session.first_rx = now
             self._metrics.bytes.inc(sum(len(f) for f in body))
             res = store.write(session.gateway, msg.epoch, msg.records)
-            self.stored += res.stored
-            self.duplicates += res.duplicates
-            if res.stored:
-                self._metrics.records.labels(session.gateway).inc(res.stored)
-            if res.duplicates:
-                self._metrics.duplicates.inc(res.duplicates)
-            if res.nacks:
-                self._reject("nack", len(res.nacks))
+            session.stored += res.stored  # counted once the batch is committed
+            session.duplicates += res.duplicates
             for stream, seq in res.acks.items():
                 key = (msg.epoch, stream)
                 session.acks[key] = max(session.acks.get(key, -1), seq)

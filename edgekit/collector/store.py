@@ -128,25 +128,38 @@ class Store:
             self._in_tx = True
 
     def commit(self) -> None:
-        """Make everything written since the last commit durable (one fsync under FULL)."""
+        """Make everything written since the last commit durable (one fsync under FULL).
+
+        Raises :class:`sqlite3.Error` (and forgets the batch) if SQLite already rolled the
+        transaction back on its own (disk full, I/O error) or the commit fails.
+        """
         if not self._in_tx:
             return
+        if not self._conn.in_transaction:
+            self._reset()
+            raise sqlite3.OperationalError("the store transaction was rolled back by SQLite (disk full or I/O error)")
         for (gw, stream, epoch), n in self._dups.items():
             self._conn.execute(
                 "INSERT INTO duplicates VALUES (?,?,?,?) ON CONFLICT (gateway, stream, epoch) "
                 "DO UPDATE SET count = count + excluded.count", (gw, stream, epoch, n))
-        self._dups.clear()
         self._conn.execute("COMMIT")
         self._in_tx = False
+        self._dups.clear()
 
     def rollback(self) -> None:
-        if self._in_tx:
-            self._conn.execute("ROLLBACK")
-            self._in_tx = False
-            self._dups.clear()
-            # columns added in the rolled-back transaction are gone again
-            self._feature_sql.clear()
-            self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
+        """Forget everything written since the last commit (safe to call in any state)."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        finally:
+            self._reset()
+
+    def _reset(self) -> None:
+        self._in_tx = False
+        self._dups.clear()
+        # columns added in a rolled-back transaction are gone again
+        self._feature_sql.clear()
+        self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
 
     def close(self) -> None:
         self.rollback()

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port  # type: ignore[import-not-found]
+from portutil import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "uplink"))
 from uplink_helpers import make_keys
