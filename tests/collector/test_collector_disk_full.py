@@ -19,7 +19,7 @@ from edgekit.collector import run_in_thread, store_summary
 from edgekit.uplink import UplinkClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "uplink"))
-from uplink_helpers import feature_blob, make_keys, open_spool, uplink_cfg, wait_for  # noqa: E402
+from uplink_helpers import feature_blob, make_keys, open_spool, uplink_cfg, wait_for
 
 
 @pytest.fixture
