@@ -76,6 +76,7 @@ class SimMachine:
         self.last_seq = -1
         self.last_block: npt.NDArray[np.float32] | None = None
         self.last_speed_hz = 0.0
+        self._t_end = 0.0  # simulated time at the end of the last computed block
         self._state = self.process.step(0.0, 0.0, running=cfg.rpm > 0, speed_rpm=cfg.rpm,
                                         severity=self.signal.severity_at(0.0), vib_rms_g=0.0, total_rev=0.0,
                                         setpoint_rpm=self.setpoint_rpm, remote_enable=True)
@@ -93,7 +94,8 @@ class SimMachine:
         """Advance to block ``seq``: returns the block, the new truth and the block's shaft speed (Hz)."""
         sig = self.signal
         t0 = sig.t0(seq)
-        dt = sig.block_s
+        dt = t0 + sig.block_s - self._t_end  # one block, or more after a skip-ahead
+        self._t_end = t0 + sig.block_s
         if sig.rpm != self.setpoint_rpm:
             step = RAMP_RPM_PER_S * dt
             new = min(self.setpoint_rpm, sig.rpm + step) if self.setpoint_rpm > sig.rpm else max(self.setpoint_rpm, sig.rpm - step)
@@ -101,9 +103,9 @@ class SimMachine:
         block = sig.block(seq)
         speed_hz = sig.speed_hz(seq) if sig.rpm > 0 else 0.0
         vib = float(np.sqrt(np.mean(np.square(block[0] - block[0].mean(), dtype=np.float64))))
-        total_rev = float(sig.theta(t0 + dt)) / (2 * math.pi)
-        state = self.process.step(t0 + dt, dt, running=sig.rpm > 0, speed_rpm=speed_hz * 60.0,
-                                  severity=sig.severity_at(t0 + dt), vib_rms_g=vib, total_rev=total_rev,
+        total_rev = float(sig.theta(self._t_end)) / (2 * math.pi)
+        state = self.process.step(self._t_end, dt, running=sig.rpm > 0, speed_rpm=speed_hz * 60.0,
+                                  severity=sig.severity_at(self._t_end), vib_rms_g=vib, total_rev=total_rev,
                                   setpoint_rpm=self.setpoint_rpm, remote_enable=self.remote_enable)
         return block, state, speed_hz
 
