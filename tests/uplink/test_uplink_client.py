@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 import zmq.asyncio
-from conftest import free_port  # type: ignore[import-not-found]
+from portutil import free_port
 from uplink_helpers import feature_blob, make_keys, open_spool, uplink_cfg, wait_for  # type: ignore[import-not-found]
 
 from edgekit import codec
