@@ -230,3 +230,21 @@ async def test_zstd_compression_on_the_wire_is_transparent(tmp_path: Path) -> No
     con.close()
     assert np.array_equal(got, pb.values)
     spool.close()
+
+
+async def test_ipc_without_keys_needs_no_insecure_flag(tmp_path: Path) -> None:
+    from edgekit.config.parse import parse
+    from edgekit.uplink import UplinkConfig
+
+    spool = open_spool(tmp_path / "spool.sqlite")
+    spool.append_many([("features/m01", "features", feature_blob(i), 1.0) for i in range(5)])
+    ep = f"ipc://{tmp_path}/collector.ipc"
+    with run_in_thread([ep], tmp_path / "store.sqlite"):
+        cfg = parse(UplinkConfig, {"name": "dc", "endpoints": [ep]}, "uplinks[0]")
+        client = UplinkClient(cfg, spool, "gw-local")
+        task = asyncio.create_task(client.run())
+        await wait_for(lambda: spool.backlog("dc")[0] == 0, 10, "delivery over ipc")
+        await stop(task)
+    [s] = store_stats(tmp_path / "store.sqlite")
+    assert (s["gateway"], s["records"]) == ("gw-local", 5)  # no key: the id comes from the header
+    spool.close()

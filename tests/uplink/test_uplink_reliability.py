@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portutil import free_port
 from faultproxy import FaultProxy  # type: ignore[import-not-found]
+from portutil import free_port
 from uplink_helpers import Keys, make_keys  # type: ignore[import-not-found]
 
 from edgekit.collector import run_in_thread, store_stats
