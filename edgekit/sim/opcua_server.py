@@ -110,9 +110,9 @@ def _variant_value(tag: OpcUaTag, value: Any) -> Any:
 class SimOpcUaServer:
     """asyncua server with one folder per machine; values are pushed with :meth:`publish_*`."""
 
-    def __init__(self, host: str, port: int, path: str, machines: Sequence[tuple[int, int]],
+    def __init__(self, host: str, port: int, path: str, machines: Sequence[tuple[int, int, int]],
                  security: SecurityOptions | None = None) -> None:
-        """``machines``: ``(index, channels)`` per machine."""
+        """``machines``: ``(index, channels, block_len)`` per machine."""
         self.host, self.port, self.path = host, port, path
         self._machines = list(machines)
         self._security = security or SecurityOptions()
@@ -163,7 +163,7 @@ class SimOpcUaServer:
         if self.ns != 2:
             raise EdgekitError(f"namespace {NAMESPACE_URI} got index {self.ns}, the layout promises 2")
         plant = await server.nodes.objects.add_folder(_nid("Plant", self.ns), f"{self.ns}:Plant")
-        for index, channels in self._machines:
+        for index, channels, block_len in self._machines:
             folder = opcua_folder(index)
             mnode = await plant.add_object(_nid(folder, self.ns), f"{self.ns}:{folder}")
             for tag in OPCUA_TAGS:
@@ -178,7 +178,7 @@ class SimOpcUaServer:
             vib = await mnode.add_object(self.nodeid(index, "Vibration"), f"{self.ns}:Vibration")
             for c in range(channels):
                 var = await vib.add_variable(self.nodeid(index, f"Vibration.Ch{c}"), f"{self.ns}:Ch{c}",
-                                             ua.Variant([0.0], ua.VariantType.Float))
+                                             ua.Variant([0.0] * block_len, ua.VariantType.Float))
                 await var.add_property(_nid(f"{folder}.Vibration.Ch{c}.EngineeringUnits", self.ns),
                                        "EngineeringUnits", _eu("g"))
             for name, vtype, init, unit in (("SampleRateHz", ua.VariantType.Double, 0.0, "Hz"),

@@ -1,8 +1,9 @@
 """The plant simulator: N machines served over OPC UA and Modbus TCP from one asyncio loop.
 
-Timing: simulated time starts at 0 when :meth:`PlantSimulator.start` returns; block ``k`` of a
-machine covers simulated ``[k·T, (k+1)·T)`` (``T = block/fs``) and is published when the wall clock
-reaches ``start + (k+1)·T/speedup``. Blocks are computed in a worker thread (numpy releases the
+Timing: block ``k`` of a machine covers simulated ``[k·T, (k+1)·T)`` (``T = block/fs``). Block 0
+is published by :meth:`PlantSimulator.start` (so clients never see placeholder arrays) and block
+``k`` when the wall clock reaches ``start + k·T/speedup`` — as if simulated time had begun one block
+before ``start`` returned. Blocks are computed in a worker thread (numpy releases the
 GIL), then written to both servers on the loop (OPC UA: channel arrays, sample rate, speed, then
 BlockSeq; Modbus: samples, then the header with block_seq). A machine that falls more than two
 block periods and ``SKIP_AFTER_S`` behind skips ahead (``stats.skipped``), so block_seq stays tied
@@ -197,7 +198,7 @@ class PlantSimulator:
                                        f"(port in use?): {exc}") from exc
             if cfg.opcua.enabled:
                 self._opcua = SimOpcUaServer(cfg.host, cfg.opcua.port, cfg.opcua.path,
-                                             [(m.index, m.cfg.channels) for m in ms], cfg.opcua.security)
+                                             [(m.index, m.cfg.channels, m.cfg.block) for m in ms], cfg.opcua.security)
                 try:
                     await self._opcua.start()
                 except OSError as exc:
@@ -210,6 +211,7 @@ class PlantSimulator:
                 if self._opcua:
                     await self._opcua.write_setpoint(m.index, m.setpoint_rpm, now)
                 self._setpoints_seen[m.id] = (m.setpoint_rpm, float(m.setpoint_rpm), m.remote_enable)
+            await self._publish_round(ms)  # block 0: clients never see placeholder arrays
         except BaseException:
             await self.stop()
             raise
@@ -270,7 +272,7 @@ class PlantSimulator:
         return m.block_s / self.cfg.speedup
 
     def _due(self, m: SimMachine) -> float:
-        return self._t_start + (m.next_seq + 1) * self._wall_period(m)
+        return self._t_start + m.next_seq * self._wall_period(m)
 
     async def _run(self) -> None:
         ms = list(self.machines.values())
@@ -284,23 +286,27 @@ class PlantSimulator:
                 lag = now - self._due(m)
                 period = self._wall_period(m)
                 if lag > max(2 * period, SKIP_AFTER_S):  # overloaded: skip to the latest block due
-                    target = int((now - self._t_start) / period) - 1
+                    target = int((now - self._t_start) / period)
                     self.stats.skipped += target - m.next_seq
                     m.next_seq = target
                 self.stats.max_lag_s = max(self.stats.max_lag_s, now - self._due(m))
             await self._poll_writes(due)
-            t0 = time.perf_counter()
-            results = await asyncio.to_thread(_compute_all, due)
-            t1 = time.perf_counter()
-            ts = _now()
-            for m, (block, state, speed_hz) in zip(due, results, strict=True):
-                seq = m.next_seq
-                await self._publish_block(m, seq, block, speed_hz, ts)
-                await self._publish_process(m, ts, state)
-                m._commit(seq, block, state, speed_hz)  # truth changes once both servers show it
-            self.stats.compute_s += t1 - t0
-            self.stats.publish_s += time.perf_counter() - t1
-            self.stats.published += len(due)
+            await self._publish_round(due)
+
+    async def _publish_round(self, due: Sequence[SimMachine]) -> None:
+        """Compute the next block of each machine in a worker thread, then publish them on the loop."""
+        t0 = time.perf_counter()
+        results = await asyncio.to_thread(_compute_all, due)
+        t1 = time.perf_counter()
+        ts = _now()
+        for m, (block, state, speed_hz) in zip(due, results, strict=True):
+            seq = m.next_seq
+            await self._publish_block(m, seq, block, speed_hz, ts)
+            await self._publish_process(m, ts, state)
+            m._commit(seq, block, state, speed_hz)  # truth changes once both servers show it
+        self.stats.compute_s += t1 - t0
+        self.stats.publish_s += time.perf_counter() - t1
+        self.stats.published += len(due)
 
     async def _poll_writes(self, ms: Sequence[SimMachine]) -> None:
         for m in ms:

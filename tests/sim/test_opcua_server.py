@@ -175,6 +175,9 @@ async def test_secured_endpoint_with_users(tmp_path: Path) -> None:
             async with c:
                 return str(await c.get_node("ns=2;s=Machine01.Name").read_value())
 
+        assert sim.machines["m01"].last_seq >= 0  # block 0 is out before start() returns
+        assert sim.machines["m01"].last_block is not None and sim.machines["m01"].last_block.shape == (2, 8192)
+
         assert await connect(SecurityPolicyBasic256Sha256, ua.MessageSecurityMode.SignAndEncrypt, "s3cret") == "MACHINE-01"
         assert await connect(SecurityPolicyAes256Sha256RsaPss, ua.MessageSecurityMode.Sign, "s3cret") == "MACHINE-01"
         with pytest.raises(ua.UaStatusCodeError):
