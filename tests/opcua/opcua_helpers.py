@@ -8,6 +8,7 @@ control the server's clock (waveform gaps) start an in-process ``SimServer`` the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -192,3 +193,50 @@ class Running:
 
 def running(cfg: OpcUaConnectionConfig) -> Running:
     return Running(build(cfg))
+
+
+class Proxy:
+    """A TCP forwarder on loopback whose connections can be cut, or frozen (bytes silently dropped)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.conns = 0
+        self.frozen: set[int] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_w]
+        self.conns += 1
+        conn = self.conns
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    if conn in self.frozen:
+                        continue  # a dead network path: nothing arrives, nothing is closed
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        with contextlib.suppress(asyncio.CancelledError):  # the test's loop is closing
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    def freeze(self) -> None:
+        self.frozen.update(range(1, self.conns + 1))
+
+    def cut(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opcua_helpers import Pki, free_port, make_config, running, secure_kw
+from opcua_helpers import Pki, Proxy, free_port, make_config, running, secure_kw
 
-from edgekit.types import Quality
+from edgekit.types import EventKind, Quality
 
 INTEROP = Path(__file__).resolve().parent / "interop"
 NODE = shutil.which("node")
@@ -36,9 +36,11 @@ def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                             stderr=subprocess.DEVNULL, text=True, cwd=INTEROP, env=dict(os.environ))
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("READY"):
-            pytest.fail(f"node-opcua server did not start: {line!r}")
+        seen: list[str] = []
+        while not (line := proc.stdout.readline()).startswith("READY"):  # node-opcua may log first
+            seen.append(line)
+            if not line or len(seen) > 200:
+                pytest.fail(f"node-opcua server did not start: {''.join(seen[-5:])!r}")
         trust = pki / "trusted"
         trust.mkdir()
         shutil.copy(pki / "server_cert.der", trust / "node-opcua.der")
@@ -83,3 +85,29 @@ async def test_node_opcua_auto_policy_and_rejected_certificate(node_server: tupl
     async with running(cfg) as r:
         await r.wait_for(lambda s: r.connector.health()["errors"] >= 1)
         assert "not trusted" in r.connector.health()["last_error"] and not r.sink.points_
+
+
+async def test_node_opcua_subscription_is_transferred_after_a_cut(node_server: tuple[str, Path], pki: Pki) -> None:
+    """node-opcua implements TransferSubscriptions: after a cut TCP connection the subscription
+    of the old session moves to the new one (same id) and data flows again."""
+    endpoint, trust = node_server
+    port = int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = Proxy(port)
+    await proxy.start()
+    try:
+        via = f"opc.tcp://127.0.0.1:{proxy.port}/edgekit/sim"
+        cfg = make_config(via, nodes=[{"tag": "s", "node_id": "nsu=urn:edgekit:sim;s=Machine01.SpeedRpm",
+                                       "sampling_interval": "50ms"}],
+                          **secure_kw(pki, trust_dir=str(trust), security_policy="Basic256Sha256"))
+        async with running(cfg) as r:
+            await r.wait_for(lambda s: len(s.points_) >= 2)
+            sub_id = r.connector.health()["subscription_id"]
+            proxy.cut()
+            await r.wait_for(lambda s: EventKind.CONNECTOR_DOWN in s.kinds(), timeout=10)
+            await r.wait_for(lambda s: s.kinds().count(EventKind.CONNECTOR_UP) == 2, timeout=10, what="up again")
+            n = len(r.sink.points_)
+            await r.wait_for(lambda s: len(s.points_) >= n + 2, timeout=10, what="data after the cut")
+            health = r.connector.health()
+        assert health["subscription_transfers"] == 1 and health["subscription_id"] == sub_id, (health, r.sink.events)
+    finally:
+        await proxy.stop()

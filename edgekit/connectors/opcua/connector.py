@@ -98,6 +98,9 @@ class OpcUaConnector:
         self._sink: Sink | None = None
         self._pending_bad: list[Any] = []
         self._down_since: float | None = None  # start of the current outage (after data had flowed)
+        self._item_plan: list[tuple[Any, str]] = []  # monitored items of the current subscription
+        self._last_seq_no = 0  # last NotificationMessage sequence number processed
+        self._transfers = 0
 
     def __repr__(self) -> str:
         return f"<OpcUaConnector {self.name!r} {self.cfg.endpoint} state={self._state} tags={len(self._tags)}>"
@@ -115,6 +118,7 @@ class OpcUaConnector:
             "monitored_items": sum(1 for t in self._tags if t.node_id is not None and not t.status),
             "bad_nodes": {f"{t.device}/{t.cfg.tag}": t.status for t in self._tags if t.status},
             "reconnects": self._reconnects,
+            "subscription_transfers": self._transfers,
             "notifications": self._notifications,
             "security": self._security,
             "waveforms": {
@@ -208,7 +212,7 @@ class OpcUaConnector:
         return matches[0] if len(matches) == 1 else self.name
 
     def _require_client(self) -> Client:
-        if self._client is None or self._state != "up":
+        if self._client is None:  # set once the session is activated, cleared at teardown
             raise ConnectorError(f"{self.name}: not connected ({self._state})")
         return self._client
 
@@ -263,7 +267,6 @@ class OpcUaConnector:
     async def _start(self, client: Client, sink: Sink) -> list[asyncio.Task[None]]:
         cfg = self.cfg
         ns_array = await client.get_namespace_array()
-        await self._drop_old_subscriptions(client)
         refs: list[Any] = [t.cfg for t in self._tags]
         for w in self._waves:
             refs += [w.cfg.seq, w.cfg.fs_node, w.cfg.speed_node, *w.cfg.channels]
@@ -290,8 +293,15 @@ class OpcUaConnector:
         tasks: list[asyncio.Task[None]] = []
         self._report_unresolved(sink)
         wave_sub = [(i, s) for i, s in enumerate(wave_seq) if s is not None and cfg.mode == "subscribe"]
+        plan = [(t.node_id, t.cfg.tag) for t in subscribed] + [(nid, str(i)) for i, nid in wave_sub]
         if subscribed or wave_sub:
-            await self._subscribe(client, sink, subscribed, wave_sub)
+            if not await self._take_over(client, sink, subscribed, wave_sub, plan):
+                await self._drop_old_subscriptions(client)
+                await self._subscribe(client, sink, subscribed, wave_sub)
+            # a later session may take this subscription over only if every item was created
+            self._item_plan = [] if any(t.status for t in subscribed) else plan
+        else:
+            await self._drop_old_subscriptions(client)
         if polled:
             tasks.append(asyncio.create_task(self._poll_loop(client, sink, polled), name=f"{self.name}-poll"))
         for i, w in enumerate(self._waves):
@@ -330,29 +340,23 @@ class OpcUaConnector:
         except Exception as exc:
             log.debug("%s: transfer of old subscriptions failed: %r", self.name, exc)
 
-    async def _subscribe(
-        self, client: Client, sink: Sink, tags: list[_Tag], wave_seq: list[tuple[int, ua.NodeId]]
-    ) -> None:
+    def _publish_handler(
+        self, sink: Sink, tags: list[_Tag], wave_seq: list[tuple[int, ua.NodeId]]
+    ) -> tuple[Any, dict[int, _Tag]]:
+        """The PublishResponse callback (one PointBatch per device) and its client-handle map."""
         cfg = self.cfg
-        params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = cfg.publishing_interval * 1000
-        keepalive_count = max(1, math.ceil(cfg.keepalive / cfg.publishing_interval))
-        params.RequestedMaxKeepAliveCount = keepalive_count
-        params.RequestedLifetimeCount = keepalive_count * 3
-        params.MaxNotificationsPerPublish = 0
-        params.PublishingEnabled = True
-        params.Priority = 0
         handle_map: dict[int, _Tag] = {i + 1: t for i, t in enumerate(tags)}
         waves = {_WAVE_HANDLE_BASE + i: self._waves[i] for i, _ in wave_seq}
-
-        devices = {t.device for t in tags}
-        acc = {d: PointColumns(d, cfg.timestamps) for d in devices}
+        acc = {d: PointColumns(d, cfg.timestamps) for d in {t.device for t in tags}}
 
         async def on_publish(result: ua.PublishResult) -> None:
             self._last_publish = time.monotonic()
-            data = result.NotificationMessage.NotificationData
+            msg = result.NotificationMessage
+            data = msg.NotificationData
             if not data:
                 return
+            if msg.SequenceNumber:
+                self._last_seq_no = max(self._last_seq_no, int(msg.SequenceNumber))
             recv = time.time()
             touched: set[str] = set()
             for notif in data:
@@ -382,6 +386,85 @@ class OpcUaConnector:
                 self._in_sink = False
                 self._last_publish = time.monotonic()
 
+        return on_publish, handle_map
+
+    def _subscription_params(self) -> ua.CreateSubscriptionParameters:
+        cfg = self.cfg
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = cfg.publishing_interval * 1000
+        keepalive_count = max(1, math.ceil(cfg.keepalive / cfg.publishing_interval))
+        params.RequestedMaxKeepAliveCount = keepalive_count
+        params.RequestedLifetimeCount = keepalive_count * 3
+        params.MaxNotificationsPerPublish = 0
+        params.PublishingEnabled = True
+        params.Priority = 0
+        return params
+
+    async def _take_over(
+        self, client: Client, sink: Sink, tags: list[_Tag], wave_seq: list[tuple[int, ua.NodeId]],
+        plan: list[tuple[Any, str]],
+    ) -> bool:
+        """Transfer the previous session's subscription to this one when it still exists on the server.
+
+        Only when exactly one old subscription is known and the monitored items would be the same
+        (same node ids, same order, none failed before). Notifications the server still holds
+        beyond the last one processed are fetched with Republish, so a short cut loses nothing.
+        """
+        if len(self._old_sub_ids) != 1 or not self._item_plan or plan != self._item_plan:
+            return False
+        sid = self._old_sub_ids[0]
+        try:
+            params = ua.TransferSubscriptionsParameters(SubscriptionIds=[sid], SendInitialValues=True)
+            results = await client.uaclient.transfer_subscriptions(params)
+        except Exception as exc:
+            log.debug("%s: TransferSubscriptions failed: %r", self.name, exc)
+            return False
+        if not results or not results[0].StatusCode.is_good():
+            return False
+        on_publish, _ = self._publish_handler(sink, tags, wave_seq)
+        client.uaclient._subscription_callbacks[sid] = on_publish
+        self._old_sub_ids = []
+        self._sub_id = sid
+        republished = 0
+        for seq_no in sorted(results[0].AvailableSequenceNumbers or []):
+            if seq_no <= self._last_seq_no:
+                continue
+            try:
+                msg = await client.uaclient.session.republish(sid, seq_no)
+            except Exception as exc:
+                log.debug("%s: Republish %d failed: %r", self.name, seq_no, exc)
+                continue
+            await on_publish(ua.PublishResult(SubscriptionId=sid, NotificationMessage=msg))
+            republished += 1
+        t_mark = time.monotonic()
+        client.uaclient.ensure_publish_loop()
+        # Some servers accept the transfer but keep publishing to the old channel (asyncua 2.1
+        # does): trust the transfer only once a publish response (data or keep-alive) arrives.
+        deadline = t_mark + min(self.cfg.keepalive * 1.5, 3.0) + 0.5
+        while self._last_publish <= t_mark and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._last_publish <= t_mark:
+            log.info("%s: transferred subscription %d stays silent; recreating it", self.name, sid)
+            client.uaclient._subscription_callbacks.pop(sid, None)
+            with contextlib.suppress(Exception):
+                await client.uaclient.delete_subscriptions([sid])
+            self._sub_id = None
+            return False
+        for batch in self._pending_bad:
+            await sink.points(batch)
+        self._pending_bad = []
+        self._transfers += 1
+        log.info("%s: subscription %d taken over from the previous session (%d republished)",
+                 self.name, sid, republished)
+        return True
+
+    async def _subscribe(
+        self, client: Client, sink: Sink, tags: list[_Tag], wave_seq: list[tuple[int, ua.NodeId]]
+    ) -> None:
+        cfg = self.cfg
+        params = self._subscription_params()
+        on_publish, handle_map = self._publish_handler(sink, tags, wave_seq)
+        self._last_seq_no = 0
         result = await client.uaclient.create_subscription(params, on_publish)
         self._sub_id = result.SubscriptionId
         items: list[tuple[int, ua.NodeId, NodeConfig | None]] = [(h, t.node_id, t.cfg) for h, t in handle_map.items()]  # type: ignore[misc]
