@@ -102,7 +102,7 @@ def test_gateway_sigkilled_20_times_delivers_every_committed_seq_once(tmp_path: 
                 zygote.stdin.flush()
                 pid = read_json(zygote, lambda o: "forked" in o)["forked"]
                 read_json(zygote, lambda o, pid=pid: o.get("pid") == pid)  # spool open, appending
-                time.sleep(rng.uniform(0.0, 0.3))
+                time.sleep(rng.uniform(0.0, 0.2))
                 os.kill(pid, signal.SIGKILL)
                 kills += 1
             time.sleep(0.2)
@@ -129,7 +129,7 @@ def test_collector_sigkilled_and_restarted_stores_every_seq_once(tmp_path: Path)
     keys = make_keys(tmp_path)
     store, spool = tmp_path / "store.sqlite", tmp_path / "spool.sqlite"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    n = 2400
+    n = 2000
     zygote = subprocess.Popen([PY, str(HERE / "collector_proc.py"), "--zygote"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     assert zygote.stdin is not None
@@ -148,8 +148,8 @@ def test_collector_sigkilled_and_restarted_stores_every_seq_once(tmp_path: Path)
                                       "--until-drained", "--report", "0.2"), stdout=subprocess.PIPE, text=True)
     try:
         read_json(gw, lambda o: o.get("delivered", 0) > 0)  # delivery under way
-        for _ in range(6):
-            time.sleep(rng.uniform(0.2, 0.6))
+        for _ in range(5):
+            time.sleep(rng.uniform(0.2, 0.5))
             os.kill(col, signal.SIGKILL)
             kills += 1
             time.sleep(rng.uniform(0.0, 0.3))
