@@ -218,7 +218,7 @@ def _summary(gateway: Gateway, store: Path, o: DemoOptions, elapsed: float) -> d
     stored = store_summary(store)
     # reopen the spool read-side to see what was left unacknowledged (nothing, after a clean drain)
     spool_stats = gateway.spool_final_stats
-    spool = Spool(spool_stats["path"], gateway.cfg.spool, {u.name: tuple(u.routes) for u in gateway.cfg.uplinks})
+    spool = Spool(spool_stats["path"], gateway.cfg.spool, {u.name: tuple(u.kinds()) for u in gateway.cfg.uplinks})
     try:
         pending = {name: spool.backlog(name)[0] for name in gateway.uplinks}
     finally:

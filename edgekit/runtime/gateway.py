@@ -112,7 +112,7 @@ class Gateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         from ..spool import Spool
 
-        routes = {u.name: tuple(u.routes) for u in cfg.uplinks}
+        routes = {u.name: tuple(u.kinds()) for u in cfg.uplinks}
         spool_path = Path(cfg.spool.path) if cfg.spool.path else self.data_dir / "spool.sqlite"
         self.spool = Spool(spool_path, cfg.spool, routes)
         if cfg.pipeline.enabled:
@@ -408,9 +408,10 @@ def _safe_health(part: Any) -> dict[str, Any]:
 
 
 def check_config(cfg: GatewayConfig) -> None:
-    """Cross-part checks that need more than one section (raises ConfigError)."""
-    kinds = {"points", "features", "event", "waveform", "gap"}
-    for i, u in enumerate(cfg.uplinks):
-        for j, r in enumerate(getattr(u, "routes", ())):
-            if r not in kinds:
-                raise ConfigError(f"uplinks[{i}].routes[{j}]", f"{r!r} is not one of {', '.join(sorted(kinds))}")
+    """Rules that span more than one section (each section validates itself when parsed)."""
+    if cfg.models and not cfg.pipeline.enabled:
+        raise ConfigError("pipeline.enabled", "false, but [[models]] are configured: models score "
+                          "pipeline features, so enable the pipeline or remove the models")
+    if cfg.gateway.waveforms != "none" and cfg.uplinks and not any("waveform" in u.routes for u in cfg.uplinks):
+        log.info("gateway.waveforms = %r but no uplink routes 'waveform'; snapshots stay local",
+                 cfg.gateway.waveforms)
