@@ -45,6 +45,7 @@ async def test_server_killed_and_restarted() -> None:
             waited = await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10,
                                       what="data after the restart")
             assert waited < 10.0
+            print(f"data again {waited:.2f} s after the restarted server was listening")
             await r.wait_for(lambda s: any(v >= 1 for v in _points_since(s, t_back, "subs")), timeout=5)
             await asyncio.sleep(0.5)  # the count node is refreshed every 50 ms by the server
             assert _points_since(r.sink, t_back, "subs")[-1] == 1.0
