@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import load
-from ..runtime.gateway import check_config
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("check", help="validate a gateway config (exit 2 with the reason if invalid)")
@@ -17,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def check(args: argparse.Namespace) -> int:
+    from ..config import load
+    from ..runtime.gateway import check_config
+
     cfg = load(args.config)  # ConfigError -> exit 2 with the message (edgekit.cli.main)
     check_config(cfg)
     if args.plan:

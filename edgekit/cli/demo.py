@@ -6,9 +6,6 @@ import argparse
 import asyncio
 import json
 
-from ..runtime.demo import DemoOptions, run_demo
-from ..runtime.logs import setup_logging
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="run simulator + gateway + collector on loopback with a live view",
@@ -27,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def demo(args: argparse.Namespace) -> int:
+    from ..runtime.demo import DemoOptions, run_demo
+    from ..runtime.logs import setup_logging
+
     if args.machines < 2:
         parser_error = "--machines must be at least 2 (m02 is the machine that develops a fault)"
         print(f"edgekit demo: {parser_error}")

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ..config import load
-from ..runtime.gateway import Gateway, check_config
-from ..runtime.logs import setup_logging
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run the gateway described by a config file",
@@ -21,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..config import load
+    from ..runtime.gateway import Gateway, check_config
+    from ..runtime.logs import setup_logging
+
     cfg = load(args.config)
     check_config(cfg)
     setup_logging(args.log_level or cfg.gateway.log_level, cfg.gateway.log_format)
