@@ -85,13 +85,13 @@ class AlarmBank:
     ) -> list[Event]:
         """Advance by one block of ``scores`` (one per channel); return raised/cleared events."""
         cfg = self.cfg
-        s = np.asarray(scores, dtype=np.float64)
-        finite = np.isfinite(s)
-        above = finite & (s >= threshold)
+        above = scores >= threshold  # NaN compares False
         self._hist[:, self._pos] = above
         self._pos = (self._pos + 1) % cfg.n
-        if not self.active.any() and not above.any():
+        if not above.any() and not self.active.any():
             return []  # the common healthy case: nothing to confirm, nothing to clear
+        s = np.asarray(scores, dtype=np.float64)
+        finite = np.isfinite(s)
         confirmed = self._hist.sum(axis=1) >= cfg.k
         clear_at = self.clear_level(threshold, centre)
         below = finite & (s < clear_at)

@@ -91,13 +91,17 @@ def _where(path: str) -> str:
 def open_session(
     model: str | Path | bytes, *, intra_op_threads: int = 1, inter_op_threads: int = 1, where: str = ""
 ) -> onnxruntime.InferenceSession:
-    """An onnxruntime session configured for a gateway: few threads, sequential execution, CPU only."""
+    """An onnxruntime session configured for a gateway: few threads that never spin, sequential, CPU only."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = inter_op_threads
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting threads: on a gateway the cores are shared, and spinning also made a run right
+    # after feature extraction ~2.5x slower here (50 -> 21 us for a 2-row Mahalanobis run).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
     source = model if isinstance(model, bytes) else str(model)
     where = where or ("in-memory model" if isinstance(model, bytes) else str(model))

@@ -47,6 +47,7 @@ __all__ = ["Detector", "Threshold", "build_detector"]
 log = logging.getLogger("edgekit.models")
 F32 = npt.NDArray[np.float32]
 SCORE_COLUMN = "anomaly_score"
+_BAD = int(Quality.BAD)
 
 
 @dataclass(frozen=True)
@@ -94,22 +95,27 @@ class Detector:
         self._clock = clock
         self._lock = threading.RLock()
         self._assets: dict[str, _Asset] = {}
-        names = [s.name for s in self._slots]
-        if len(self._slots) == 1:
-            self.columns: tuple[str, ...] = (SCORE_COLUMN,)
-        else:
-            self.columns = (SCORE_COLUMN, *(f"{SCORE_COLUMN}_{n}" for n in names))
+        self._zone_col = self.feature_names.index("zone") if "zone" in self.feature_names else -1
+        self._names = (*self.feature_names, *self._columns(self._slots))
+        self.columns: tuple[str, ...] = self._columns(self._slots)
         now = clock()
         for s in self._slots:
             s.next_check = now + s.cfg.reload_interval
+        self._next_reload = min((s.next_check for s in self._slots if s.cfg.reload), default=float("inf"))
 
     def __repr__(self) -> str:
         return f"Detector(models={[repr(s.scorer) for s in self._slots]}, assets={sorted(self._assets)})"
 
+    @staticmethod
+    def _columns(slots: Sequence[_Slot]) -> tuple[str, ...]:
+        if len(slots) == 1:
+            return (SCORE_COLUMN,)
+        return (SCORE_COLUMN, *(f"{SCORE_COLUMN}_{s.name}" for s in slots))
+
     @property
     def names(self) -> tuple[str, ...]:
         """Feature names of the frames ``score`` returns."""
-        return (*self.feature_names, *self.columns)
+        return self._names
 
     @property
     def models(self) -> dict[str, Scorer]:
@@ -230,15 +236,17 @@ class Detector:
             z: F32 | None = None
             if st.baseline is not None:
                 z = st.baseline.normalise(frame.values, frame.names, frame.channels)
-            zone = frame.column("zone") if "zone" in frame.names else None
-            cols: list[F32] = []
-            for slot in self._slots:
+            zone = frame.values[:, self._zone_col] if self._zone_col >= 0 else None
+            nf = len(self.feature_names)
+            out = np.empty((len(frame.channels), nf + len(self.columns)), dtype=np.float32)
+            out[:, :nf] = frame.values
+            first = nf + 1 if len(self.columns) > 1 else nf  # several models: column nf repeats the first
+            for j, slot in enumerate(self._slots):
                 scores = self._score_slot(slot, frame, z)
-                cols.append(scores)
+                out[:, first + j] = scores
                 events.extend(self._alarms(st, slot, frame, scores, z, zone))
-        if len(cols) > 1:
-            cols.insert(0, cols[0])
-        out = np.concatenate([frame.values, np.stack(cols, axis=1)], axis=1).astype(np.float32, copy=False)
+        if len(self.columns) > 1:
+            out[:, nf] = out[:, nf + 1]
         scored = FeatureFrame(
             asset=frame.asset, values=out, names=self.names, channels=frame.channels, t0=frame.t0,
             seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
@@ -258,8 +266,8 @@ class Detector:
             x = scorer.select(frame.values)
         quality = frame.quality
         if cfg.channels:
-            quality = np.where(np.isin(np.asarray(frame.channels), cfg.channels), quality, Quality.BAD)
-        return scorer.score(x, quality.astype(np.uint8))
+            quality = np.where(np.isin(np.asarray(frame.channels), cfg.channels), quality, _BAD).astype(np.uint8)
+        return scorer.score(x, quality)
 
     def _alarms(
         self, st: _Asset, slot: _Slot, frame: FeatureFrame, scores: F32, z: F32 | None, zone: F32 | None
@@ -292,9 +300,11 @@ class Detector:
     # -- hot reload ---------------------------------------------------------------------------------
     def _reload_due(self) -> list[Event]:
         now = self._clock()
-        if not any(s.cfg.reload and now >= s.next_check for s in self._slots):
+        if now < self._next_reload:
             return []
-        return self.maybe_reload(now=now)
+        events = self.maybe_reload(now=now)
+        self._next_reload = min((s.next_check for s in self._slots if s.cfg.reload), default=float("inf"))
+        return events
 
     def maybe_reload(self, *, force: bool = False, now: float | None = None) -> list[Event]:
         """Check model files whose interval is due (all if ``force``); swap in valid new versions."""

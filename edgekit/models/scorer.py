@@ -21,6 +21,7 @@ from .contract import ModelInfo, inspect_session, open_session
 __all__ = ["Scorer", "load_scorer"]
 
 log = logging.getLogger("edgekit.models")
+_BAD = int(Quality.BAD)
 
 F32 = npt.NDArray[np.float32]
 
@@ -33,6 +34,7 @@ class Scorer:
         self.session = session
         self.columns = np.asarray(columns, dtype=np.intp)
         self.mtime_ns = mtime_ns
+        self._outputs = [info.output_name]
 
     def __repr__(self) -> str:
         return (
@@ -51,18 +53,18 @@ class Scorer:
         """Raw model scores for ``x`` (rows, n_inputs) float32 — all rows must be finite."""
         if x.shape[0] == 0:
             return np.empty(0, dtype=np.float32)
-        out = self.session.run([self.info.output_name], {self.info.input_name: x})[0]  # type: ignore[attr-defined]
+        out = self.session.run(self._outputs, {self.info.input_name: x})[0]  # type: ignore[attr-defined]
         return np.asarray(out, dtype=np.float32).reshape(x.shape[0])
 
     def score(self, x: F32, quality: npt.NDArray[np.uint8] | None = None) -> F32:
         """Scores for every row; NaN for rows with non-finite inputs or BAD quality (one run for the rest)."""
         ok = np.isfinite(x).all(axis=1)
         if quality is not None:
-            ok &= quality < Quality.BAD
-        scores = np.full(x.shape[0], np.nan, dtype=np.float32)
+            ok &= quality < _BAD
         if ok.all():
-            scores[:] = self.run(x)
-        elif ok.any():
+            return self.run(x)
+        scores = np.full(x.shape[0], np.nan, dtype=np.float32)
+        if ok.any():
             scores[ok] = self.run(np.ascontiguousarray(x[ok]))
         return scores
 
