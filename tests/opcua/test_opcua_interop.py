@@ -65,8 +65,8 @@ async def test_node_opcua_basic256sha256_sign_and_encrypt(node_server: tuple[str
     assert latest[("Machine01", "name")][1] == "MACHINE-01"
     assert latest[("Machine01", "running")][0] == 1.0
     # tags the node-opcua server does not have are Bad with the server's reason, not silently missing
-    assert latest[("Machine01", "load_pct")][2] == Quality.BAD
-    assert latest[("Machine01", "load_pct")][3] == "BadNodeIdUnknown"
+    assert latest[("Machine01", "run_hours")][2] == Quality.BAD
+    assert latest[("Machine01", "run_hours")][3] == "BadNodeIdUnknown"
     b = r.sink.blocks[-1]
     assert b.data.shape == (2, 1024) and b.fs == 25600.0 and b.seq > r.sink.blocks[0].seq
 
@@ -111,3 +111,23 @@ async def test_node_opcua_subscription_is_transferred_after_a_cut(node_server: t
         assert health["subscription_transfers"] == 1 and health["subscription_id"] == sub_id, (health, r.sink.events)
     finally:
         await proxy.stop()
+
+
+async def test_node_opcua_percent_deadband(node_server: tuple[str, Path], pki: Pki) -> None:
+    """Percent deadband (of the EURange 0..100): only changes > 10 % of the range are reported."""
+    endpoint, trust = node_server
+    node = "nsu=urn:edgekit:sim;s=Machine01.LoadPct"
+    cfg = make_config(endpoint, writable=True, nodes=[
+        {"tag": "db", "node_id": node, "deadband_type": "percent", "deadband": 10.0, "sampling_interval": "0s"},
+        {"tag": "all", "node_id": node, "writable": True, "sampling_interval": "0s"},
+    ], **secure_kw(pki, trust_dir=str(trust)))
+    async with running(cfg) as r:
+        await r.wait_for(lambda s: s.latest().get(("t", "db"), (0,))[0] == 50.0, what="initial value")
+        for v in (55.0, 62.0, 65.0, 80.0):
+            await r.connector.write("all", v)
+            await r.wait_for(lambda s, v=v: s.latest()[("t", "all")][0] == v, what=f"value {v}")
+        await r.wait_for(lambda s: s.latest()[("t", "db")][0] == 80.0, what="db at 80")
+    seen = {tag: [float(b.values[i]) for b in r.sink.points_ for i, t in enumerate(b.tags) if t == tag]
+            for tag in ("db", "all")}
+    assert seen["db"] == [50.0, 62.0, 80.0]
+    assert seen["all"] == [50.0, 55.0, 62.0, 65.0, 80.0]

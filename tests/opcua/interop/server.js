@@ -1,14 +1,15 @@
 // node-opcua server for edgekit's interoperability test (tests/opcua/test_opcua_interop.py).
 // Usage: node server.js PORT PKI_DIR   → prints "READY <endpoint>" once listening; writes
 // PKI_DIR/server_cert.der (the certificate clients must trust). Same layout as the simulator for
-// Machine01 (subset): SpeedRpm Float, EnergyWh Int64, Name String, Running Boolean, and
+// Machine01 (subset): SpeedRpm Float, EnergyWh Int64, Name String, Running Boolean, LoadPct (an
+// AnalogItem with EURange 0..100, writable), and
 // Vibration/{Ch0,Ch1 Float arrays, SampleRateHz, BlockSeq, SpeedHz}; user operator / s3cret.
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const {
   OPCUAServer, OPCUACertificateManager, Variant, DataType, VariantArrayType,
-  SecurityPolicy, MessageSecurityMode,
+  SecurityPolicy, MessageSecurityMode, standardUnits,
 } = require("node-opcua");
 
 const port = parseInt(process.argv[2], 10);
@@ -50,6 +51,14 @@ const BLOCK = 1024;
     value: new Variant({ dataType: DataType.String, value: "MACHINE-01" }) });
   ns.addVariable({ componentOf: m, browseName: "Running", nodeId: "s=Machine01.Running", dataType: "Boolean",
     value: new Variant({ dataType: DataType.Boolean, value: true }) });
+  // AnalogItem with an EURange, for the percent deadband test (asyncua servers do not implement it)
+  ns.addAnalogDataItem({
+    componentOf: m, browseName: "LoadPct", nodeId: "s=Machine01.LoadPct", dataType: "Double",
+    engineeringUnitsRange: { low: 0, high: 100 }, engineeringUnits: standardUnits.percent,
+    accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
+    minimumSamplingInterval: 0,
+    value: new Variant({ dataType: DataType.Double, value: 50.0 }),
+  });
   const vib = ns.addObject({ componentOf: m, browseName: "Vibration", nodeId: "s=Machine01.Vibration" });
   const chans = [0, 1].map((c) => ns.addVariable({
     componentOf: vib, browseName: `Ch${c}`, nodeId: `s=Machine01.Vibration.Ch${c}`, dataType: "Float",
