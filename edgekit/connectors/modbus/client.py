@@ -67,15 +67,35 @@ class _DeviceState:
     last_values: dict[str, float] = field(default_factory=dict)
     class_tags: dict[str, tuple[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
     tag_map: dict[str, ResolvedTag] = field(default_factory=dict)
+    pos_cache: dict[int, tuple[ReadRequest, np.ndarray]] = field(default_factory=dict)
+    deadband_classes: dict[str, bool] = field(default_factory=dict)
+
+    speed_tags: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.tag_map = {t.name: t for t in self.dev.tags}
+        self.speed_tags = frozenset(w.speed_tag for w in self.dev.waveforms if w.speed_tag)
 
     def tags_of(self, cls: str) -> tuple[tuple[str, ...], dict[str, int]]:
         if cls not in self.class_tags:
             names = tuple(t.name for t in self.dev.tags if t.poll == cls)
             self.class_tags[cls] = (names, {n: i for i, n in enumerate(names)})
         return self.class_tags[cls]
+
+    def positions(self, cls: str, req: ReadRequest) -> np.ndarray:
+        """Indices of ``req``'s tags in the class's batch (cached per request object)."""
+        key = id(req)
+        hit = self.pos_cache.get(key)
+        if hit is None or hit[0] is not req:
+            index = self.tags_of(cls)[1]
+            hit = (req, np.array([index[t.name] for t in req.tags], dtype=np.intp))
+            self.pos_cache[key] = hit
+        return hit[1]
+
+    def has_deadband(self, cls: str) -> bool:
+        if cls not in self.deadband_classes:
+            self.deadband_classes[cls] = any(t.deadband > 0 for t in self.dev.tags if t.poll == cls)
+        return self.deadband_classes[cls]
 
 
 @dataclass
@@ -255,7 +275,12 @@ class ModbusConnector:
         if not jobs:
             self._progress(math.inf)
             await asyncio.Event().wait()
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
+                # that races with a response: honour it here so the loop always stops when asked
+                raise asyncio.CancelledError
             now = time.monotonic()
             if not self.link.connected:
                 self._progress(now + self.cfg.timeout + 1.5 + self._grace)
@@ -305,9 +330,9 @@ class ModbusConnector:
             if job.due <= now:
                 if job.reader is None:
                     names, _ = job.ds.tags_of(job.poll_class)
-                    await self._emit(job.ds, names, np.full(len(names), np.nan), np.full(len(names), time.time()),
-                                     np.full(len(names), Quality.BAD, np.uint8), [f"not connected: {reason}"] * len(names),
-                                     None)
+                    await self._emit(job.ds, job.poll_class, names, np.full(len(names), np.nan),
+                                     np.full(len(names), time.time()), np.full(len(names), Quality.BAD, np.uint8),
+                                     [f"not connected: {reason}"] * len(names), None)
                 self._account(job.ds, answered=False, error=f"not connected: {reason}", kind="connection")
                 self._reschedule(job, now)
 
@@ -391,23 +416,26 @@ class ModbusConnector:
         return True
 
     async def _scan(self, ds: _DeviceState, cls: str) -> None:
-        names, index = ds.tags_of(cls)
+        names, _ = ds.tags_of(cls)
         n = len(names)
-        values = np.full(n, np.nan)
-        quality = np.full(n, Quality.BAD, dtype=np.uint8)
-        src = np.full(n, time.time())
-        reasons = ["not read"] * n
-        texts: list[str | None] | None = None
         results: list[tuple[ReadRequest, Any, EdgekitError | None, float]] = []
-        for req in list(ds.planner.requests(cls)):
+        me = asyncio.current_task()
+        for req in ds.planner.requests(cls):
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             if not self.link.connected:
                 results.append((req, None, ConnectorError("not connected"), time.time()))
                 continue
             await self._read(ds, req, results)
+        values = np.full(n, np.nan)
+        quality = np.full(n, Quality.BAD, dtype=np.uint8)
+        src = np.empty(n)
+        reasons: list[str] | None = None
+        texts: list[str | None] | None = None
         answered = False
         first_error: EdgekitError | None = None
         for req, raw, exc, mid in results:
-            pos = [index[t.name] for t in req.tags]
+            pos = ds.positions(cls, req)
             src[pos] = mid
             if exc is None:
                 try:
@@ -418,19 +446,18 @@ class ModbusConnector:
                     answered = True
                     values[pos] = vals
                     quality[pos] = Quality.GOOD
-                    for p in pos:
-                        reasons[p] = ""
                     if txt is not None:
                         texts = texts or [None] * n
-                        for p, s in zip(pos, txt, strict=True):
-                            if s is not None:
-                                texts[p] = s
+                        for p, text in zip(pos.tolist(), txt, strict=True):
+                            if text is not None:
+                                texts[p] = text
                     continue
             if isinstance(exc, ModbusExceptionResponse):
                 answered = True
             first_error = first_error or exc
+            reasons = reasons or [""] * n
             reason = f"{type(exc).__name__}: {exc}"
-            for p in pos:
+            for p in pos.tolist():
                 reasons[p] = reason
         if answered:
             now = time.time()
@@ -441,36 +468,41 @@ class ModbusConnector:
             kind = {"DeviceTimeout": "timeout", "ModbusExceptionResponse": "exception",
                     "DecodeError": "decode"}.get(type(first_error).__name__, "connection")
         self._account(ds, answered=answered, error="" if first_error is None else str(first_error), kind=kind)
-        good = quality == Quality.GOOD
-        for i in np.flatnonzero(good):
-            ds.last_values[names[i]] = float(values[i])
-        await self._emit(ds, names, values, src, quality, reasons, texts)
+        if ds.speed_tags:
+            for i in np.flatnonzero(quality == Quality.GOOD).tolist():
+                if names[i] in ds.speed_tags:
+                    ds.last_values[names[i]] = float(values[i])
+        await self._emit(ds, cls, names, values, src, quality, reasons, texts)
 
-    async def _emit(self, ds: _DeviceState, names: tuple[str, ...], values: np.ndarray, src: np.ndarray,
-                    quality: np.ndarray, reasons: list[str], texts: list[str | None] | None) -> None:
-        keep = np.ones(len(names), dtype=bool)
-        for i, name in enumerate(names):
-            t = ds.tag_map.get(name)
-            if t is not None and t.deadband > 0 and quality[i] == Quality.GOOD:
-                last = ds.reported.get(name)
-                if last is not None and abs(values[i] - last) < t.deadband:
-                    keep[i] = False
+    async def _emit(self, ds: _DeviceState, cls: str | None, names: tuple[str, ...], values: np.ndarray,
+                    src: np.ndarray, quality: np.ndarray, reasons: list[str] | None,
+                    texts: list[str | None] | None) -> None:
+        if cls is not None and ds.has_deadband(cls):
+            keep = np.ones(len(names), dtype=bool)
+            for i, name in enumerate(names):
+                t = ds.tag_map[name]
+                if t.deadband <= 0:
+                    continue
+                if quality[i] == Quality.GOOD:
+                    last = ds.reported.get(name)
+                    if last is not None and abs(values[i] - last) < t.deadband:
+                        keep[i] = False
+                    else:
+                        ds.reported[name] = float(values[i])
                 else:
-                    ds.reported[name] = float(values[i])
-            elif t is not None and t.deadband > 0:
-                ds.reported.pop(name, None)  # report the next good value whatever it is
-        if not keep.any():
-            return
-        idx = np.flatnonzero(keep) if not keep.all() else None
-        if idx is not None:
-            names = tuple(names[i] for i in idx)
-            values, src, quality = values[idx], src[idx], quality[idx]
-            reasons = [reasons[i] for i in idx]
-            texts = None if texts is None else [texts[i] for i in idx]
+                    ds.reported.pop(name, None)  # report the next good value whatever it is
+            if not keep.any():
+                return
+            if not keep.all():
+                idx = np.flatnonzero(keep)
+                names = tuple(names[i] for i in idx)
+                values, src, quality = values[idx], src[idx], quality[idx]
+                reasons = None if reasons is None else [reasons[i] for i in idx]
+                texts = None if texts is None else [texts[i] for i in idx]
         now = time.time()
         batch = PointBatch(device=ds.dev.name, tags=names, values=values, source_ts=src,
                            recv_ts=np.full(len(names), now), quality=quality,
-                           reasons=tuple(reasons) if (quality != Quality.GOOD).any() else (),
+                           reasons=tuple(reasons) if reasons else (),
                            text=None if texts is None else tuple(texts))
         assert self._sink is not None
         self._in_sink = True

@@ -6,9 +6,10 @@ significant) travel on the wire, register by register: ``ABCD`` big-endian (Modb
 same letters apply to 64-bit values (word swap = reverse all four registers) and to 16-bit values
 (only the byte swap matters).
 
-A :class:`BlockDecoder` is compiled once per planned request: tags are grouped by (type, byte order)
-and each group is decoded with one fancy-index gather, an optional ``byteswap`` and a ``view`` —
-no per-register Python loops. Only string tags build a Python ``str`` each.
+A :class:`BlockDecoder` is compiled once per planned request: the block is turned into big-endian
+bytes once, tags are grouped by type, and each group is decoded with one fancy-index gather of
+bytes (the byte order is folded into the precomputed index) and one ``view`` — no per-register
+Python loops. Only string tags build a Python ``str`` each.
 """
 
 from __future__ import annotations
@@ -61,14 +62,23 @@ def _gather(raw: U16, idx: npt.NDArray[np.intp], order: str, dtype: str) -> npt.
 @dataclass(frozen=True)
 class _Group:
     positions: npt.NDArray[np.intp]
-    idx: npt.NDArray[np.intp]
-    order: str
+    byte_idx: npt.NDArray[np.intp]  # (n, bytes): where each value byte sits in the block, big-endian order
     dtype: str
+
+
+def _byte_index(offset: int, words: int, order: str) -> list[int]:
+    """Byte positions (in the block as big-endian bytes) of a value's bytes, most significant first."""
+    regs = range(offset + words - 1, offset - 1, -1) if _WORD_SWAP[order] else range(offset, offset + words)
+    pair = (1, 0) if _BYTE_SWAP[order] else (0, 1)
+    return [2 * r + b for r in regs for b in pair]
 
 
 @dataclass(frozen=True)
 class BlockDecoder:
-    """Decodes one response block (registers from ``start``, or bits) into one float64 per tag."""
+    """Decodes one response block (registers from ``start``, or bits) into one float64 per tag.
+
+    Numeric tags are grouped by type only: the byte order is folded into a precomputed byte index,
+    so each group is one gather on the block's big-endian bytes and one ``view``."""
 
     n_tags: int
     needed: int  # registers/bits the block must hold
@@ -82,6 +92,7 @@ class BlockDecoder:
     strings: tuple[tuple[int, int, int, bool], ...]  # (position, offset, length, byteswap)
     scale: F64
     offset: F64
+    identity: bool  # every scale 1 and offset 0
 
     def decode(self, raw: npt.NDArray[np.generic]) -> tuple[F64, list[str | None] | None]:
         """Return (values, texts): engineering values (NaN for strings) and the text of string tags."""
@@ -93,13 +104,16 @@ class BlockDecoder:
             out[self.bool_pos] = raw[self.bool_off] != 0
             return out, None
         regs = raw.astype(np.uint16, copy=False)
-        for g in self.groups:
-            out[g.positions] = _gather(regs, g.idx, g.order, g.dtype)
+        if self.groups:
+            block = regs.astype(">u2").view(np.uint8)
+            for g in self.groups:
+                out[g.positions] = block[g.byte_idx].view(g.dtype).reshape(-1)
         if self.bool_pos.size:
             out[self.bool_pos] = regs[self.bool_off] != 0
         if self.bit_pos.size:
             out[self.bit_pos] = (regs[self.bit_off] >> self.bit_num) & 1
-        out = out * self.scale + self.offset
+        if not self.identity:
+            out = out * self.scale + self.offset
         texts: list[str | None] | None = None
         if self.strings:
             texts = [None] * self.n_tags
@@ -118,11 +132,12 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
     needed = max((t.end - start for t in tags), default=0)
     scale = np.array([t.scale for t in tags], dtype=np.float64)
     offset = np.array([t.offset for t in tags], dtype=np.float64)
+    identity = bool(np.all(scale == 1.0) and np.all(offset == 0.0))
     if bits:
         return BlockDecoder(n, needed, True, (), np.arange(n, dtype=np.intp),
                             np.array([t.address - start for t in tags], dtype=np.intp),
-                            empty, empty, np.empty(0, np.uint16), (), scale, offset)
-    by_kind: dict[tuple[str, str], list[int]] = {}
+                            empty, empty, np.empty(0, np.uint16), (), scale, offset, True)
+    by_kind: dict[str, list[int]] = {}
     bool_pos, bit_pos, strings = [], [], []
     for i, t in enumerate(tags):
         if t.type == "bool":
@@ -132,18 +147,17 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
         elif t.type == "string":
             strings.append((i, t.address - start, t.words, _BYTE_SWAP[t.byte_order]))
         else:
-            by_kind.setdefault((t.type, t.byte_order), []).append(i)
+            by_kind.setdefault(t.type, []).append(i)
     groups = []
-    for (kind, order), pos in by_kind.items():
-        words = tags[pos[0]].words
-        base = np.array([tags[i].address - start for i in pos], dtype=np.intp)
-        idx = base[:, None] + np.arange(words, dtype=np.intp)[None, :]
-        groups.append(_Group(np.array(pos, dtype=np.intp), idx, order, _NUMPY_TYPE[kind]))
+    for kind, pos in by_kind.items():
+        idx = np.array([_byte_index(tags[i].address - start, tags[i].words, tags[i].byte_order) for i in pos],
+                       dtype=np.intp)
+        groups.append(_Group(np.array(pos, dtype=np.intp), idx, _NUMPY_TYPE[kind]))
     return BlockDecoder(
         n, needed, False, tuple(groups),
         np.array(bool_pos, dtype=np.intp), np.array([tags[i].address - start for i in bool_pos], dtype=np.intp),
         np.array(bit_pos, dtype=np.intp), np.array([tags[i].address - start for i in bit_pos], dtype=np.intp),
-        np.array([tags[i].bit for i in bit_pos], dtype=np.uint16), tuple(strings), scale, offset,
+        np.array([tags[i].bit for i in bit_pos], dtype=np.uint16), tuple(strings), scale, offset, identity,
     )
 
 

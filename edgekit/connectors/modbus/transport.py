@@ -128,7 +128,8 @@ class ModbusLink:
         client.set_max_no_responses(1 << 30)  # we decide when a silent link is dead, not pymodbus
         self._client = client
         try:
-            ok = await asyncio.wait_for(client.connect(), self.cfg.timeout + 1.0)
+            async with asyncio.timeout(self.cfg.timeout + 1.0):
+                ok = await client.connect()
         except (TimeoutError, OSError, ModbusException) as exc:
             self.close()
             raise ConnectorError(f"connect to {self.where}: {type(exc).__name__}: {exc}") from exc
@@ -153,9 +154,10 @@ class ModbusLink:
                     raise ConnectorError(f"not connected to {self.where}")
                 self.requests += 1
                 try:
-                    return await asyncio.wait_for(
-                        getattr(client, method)(*args, device_id=unit, **kwargs), self.cfg.timeout + 0.5
-                    )
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                    # races with the answer, and a poll loop must always be cancellable
+                    async with asyncio.timeout(self.cfg.timeout + 0.5):
+                        return await getattr(client, method)(*args, device_id=unit, **kwargs)
                 except (TimeoutError, ModbusIOException) as exc:
                     # pymodbus raises ModbusIOException for "no response" and for a stale answer
                     # (transaction/device id mismatch after an earlier timeout): both are retried
