@@ -47,3 +47,16 @@ def test_machines_must_match_the_template() -> None:
     with pytest.raises(ConfigError, match="machines only make sense with a profile"):
         parse(OpcUaConnectionConfig, {"name": "p", "endpoint": "opc.tcp://h:1/x", "machines": ["M"],
                                       "nodes": [{"tag": "a", "node_id": "i=1"}]})
+
+
+def test_build_gives_a_runtime_connector() -> None:
+    from edgekit.connectors.opcua import build
+    from edgekit.runtime.interfaces import Connector
+
+    cfg = parse(OpcUaConnectionConfig, {"name": "p", "endpoint": "opc.tcp://h:1/x", "profile": "edgekit-sim",
+                                        "machines": ["Machine01"]})
+    connector = build(cfg)
+    assert isinstance(connector, Connector) and connector.name == "p"
+    health = connector.health()
+    assert {"state", "last_good_read", "errors", "subscriptions"} <= set(health)
+    assert health["state"] == "init" and health["subscriptions"] == 0

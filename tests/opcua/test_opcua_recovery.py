@@ -92,13 +92,15 @@ async def test_connection_cut_leaves_no_duplicate_subscription(opcua_server: Ser
         await proxy.stop()
 
 
-async def test_silent_dead_link_is_detected_by_the_watchdogs(opcua_server: ServerProcess) -> None:
-    """No FIN, no RST: only the session probe / publish watchdog can notice."""
+@pytest.mark.parametrize("mode", ["subscribe", "poll"])
+async def test_silent_dead_link_is_detected_by_the_watchdogs(opcua_server: ServerProcess, mode: str) -> None:
+    """No FIN, no RST: only the session probe / publish watchdog / a read timeout can notice."""
     proxy = Proxy(opcua_server.port)
     await proxy.start()
     try:
         endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/edgekit/sim"
-        cfg = make_config(endpoint, security_policy="None", nodes=NODES)  # keepalive 500 ms, timeout 2 s
+        cfg = make_config(endpoint, security_policy="None", nodes=NODES, mode=mode, poll_interval="100ms")
+        # keepalive 500 ms, request timeout 2 s
         async with running(cfg) as r:
             await r.wait_for(lambda s: len(_points_since(s, 0, "counter")) >= 2)
             proxy.freeze()
@@ -109,6 +111,6 @@ async def test_silent_dead_link_is_detected_by_the_watchdogs(opcua_server: Serve
             await r.wait_for(lambda s: len(_points_since(s, t_back, "counter")) >= 2, timeout=10, what="data again")
         assert detected < 3 * 0.5 + 2.0 + 2.0  # publish watchdog limit + one probe/check period of slack
         down = next(e for e in r.sink.events if e.kind is EventKind.CONNECTOR_DOWN)
-        assert "probe" in down.message or "keep-alive" in down.message or "publish" in down.message
+        assert any(w in down.message for w in ("probe", "keep-alive", "publish", "Timeout", "reader"))
     finally:
         await proxy.stop()
