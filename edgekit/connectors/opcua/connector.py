@@ -167,6 +167,8 @@ class OpcUaConnector:
                     log.warning("%s: connection lost: %s", self.name, err)
                 elif isinstance(err, (SecurityError, ConfigError)):
                     log.error("%s: cannot connect: %s", self.name, err)
+                elif type(err) is EdgekitError:  # not a known protocol/network error: show the trace
+                    log.error("%s: unexpected error, retrying: %s", self.name, err, exc_info=exc)
                 else:
                     log.info("%s: connect failed: %s", self.name, err)
                 if self._down_since is None and self._last_good is not None:
