@@ -25,6 +25,7 @@ Fault rules:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import random
@@ -276,6 +277,7 @@ class ModbusConnector:
             self._progress(math.inf)
             await asyncio.Event().wait()
         me = asyncio.current_task()
+        heap: list[tuple[float, int, _Job]] = []
         while True:
             if me is not None and me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
@@ -293,18 +295,27 @@ class ModbusConnector:
                     await asyncio.sleep(delay)
                     continue
                 self._link_up()
-            job = min(jobs, key=lambda j: j.due)
+            if len(heap) != len(jobs) or heap[0][0] != heap[0][2].due:  # dues changed outside the heap
+                heap = [(j.due, i, j) for i, j in enumerate(jobs)]
+                heapq.heapify(heap)
+            _, i, job = heap[0]
             wait = job.due - time.monotonic()
             if wait > 0:
                 self._progress(job.due)
                 await asyncio.sleep(wait)
+                if not self.link.connected:
+                    continue
+            heapq.heappop(heap)
             self._progress(time.monotonic() + self._request_budget)
-            if job.reader is None:
-                await self._scan(job.ds, job.poll_class)
-            else:
-                await self._wave(job.ds, job.reader)
-            self.scans += 1
-            self._reschedule(job, time.monotonic())
+            try:
+                if job.reader is None:
+                    await self._scan(job.ds, job.poll_class)
+                else:
+                    await self._wave(job.ds, job.reader)
+                self.scans += 1
+            finally:
+                self._reschedule(job, time.monotonic())
+                heapq.heappush(heap, (job.due, i, job))
 
     def _link_up(self) -> None:
         self.connected_once = True
@@ -427,8 +438,10 @@ class ModbusConnector:
                 results.append((req, None, ConnectorError("not connected"), time.time()))
                 continue
             await self._read(ds, req, results)
-        values = np.full(n, np.nan)
-        quality = np.full(n, Quality.BAD, dtype=np.uint8)
+        values = np.empty(n)
+        values.fill(np.nan)
+        quality = np.empty(n, dtype=np.uint8)
+        quality.fill(Quality.BAD)
         src = np.empty(n)
         reasons: list[str] | None = None
         texts: list[str | None] | None = None
@@ -500,8 +513,9 @@ class ModbusConnector:
                 reasons = None if reasons is None else [reasons[i] for i in idx]
                 texts = None if texts is None else [texts[i] for i in idx]
         now = time.time()
-        batch = PointBatch(device=ds.dev.name, tags=names, values=values, source_ts=src,
-                           recv_ts=np.full(len(names), now), quality=quality,
+        recv = np.empty(len(names))
+        recv.fill(now)
+        batch = PointBatch(device=ds.dev.name, tags=names, values=values, source_ts=src, recv_ts=recv, quality=quality,
                            reasons=tuple(reasons) if reasons else (),
                            text=None if texts is None else tuple(texts))
         assert self._sink is not None

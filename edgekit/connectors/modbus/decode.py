@@ -42,13 +42,19 @@ _BYTE_SWAP = {"ABCD": False, "BADC": True, "CDAB": False, "DCBA": True}
 
 def to_registers(values: Sequence[int] | U16) -> U16:
     """Register values (0..65535) from a pymodbus response as a uint16 array (raises DecodeError)."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype.kind not in "iu" or (values.size and (values.min() < 0 or values.max() > 0xFFFF)):
+            raise DecodeError(f"register values must be integers 0..65535, got {values.dtype} {values.shape}")
+        return values.astype(np.uint16, copy=False)
+    if values and type(values[0]) is not int:  # pymodbus gives Python ints (struct.unpack ">H")
+        raise DecodeError(f"register values are not integers: {type(values[0]).__name__}")
     try:
-        arr = np.asarray(values)
-        if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 0xFFFF)):
-            raise DecodeError(f"register values must be integers 0..65535, got dtype {arr.dtype}")
-        return arr.astype(np.uint16, copy=False)
+        arr = np.array(values, dtype=np.uint16)  # numpy raises OverflowError outside 0..65535
     except (TypeError, ValueError, OverflowError) as exc:
-        raise DecodeError(f"register values are not integers: {exc}") from exc
+        raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
+    if arr.ndim != 1:
+        raise DecodeError(f"register values have shape {arr.shape}")
+    return arr
 
 
 def _gather(raw: U16, idx: npt.NDArray[np.intp], order: str, dtype: str) -> npt.NDArray[np.generic]:
@@ -61,8 +67,8 @@ def _gather(raw: U16, idx: npt.NDArray[np.intp], order: str, dtype: str) -> npt.
 
 @dataclass(frozen=True)
 class _Group:
-    positions: npt.NDArray[np.intp]
-    byte_idx: npt.NDArray[np.intp]  # (n, bytes): where each value byte sits in the block, big-endian order
+    values: slice  # this type's values in the numeric decode order
+    byte_slice: slice  # and their bytes in the one gathered byte array
     dtype: str
 
 
@@ -84,6 +90,8 @@ class BlockDecoder:
     needed: int  # registers/bits the block must hold
     bits: bool
     groups: tuple[_Group, ...]
+    byte_idx: npt.NDArray[np.intp]  # every numeric value's bytes, big-endian, group after group
+    num_pos: npt.NDArray[np.intp]  # output position of each value in the numeric decode order
     bool_pos: npt.NDArray[np.intp]
     bool_off: npt.NDArray[np.intp]
     bit_pos: npt.NDArray[np.intp]
@@ -105,9 +113,11 @@ class BlockDecoder:
             return out, None
         regs = raw.astype(np.uint16, copy=False)
         if self.groups:
-            block = regs.astype(">u2").view(np.uint8)
+            gathered = regs.astype(">u2").view(np.uint8)[self.byte_idx]
+            num = np.empty(self.num_pos.shape[0], dtype=np.float64)
             for g in self.groups:
-                out[g.positions] = block[g.byte_idx].view(g.dtype).reshape(-1)
+                num[g.values] = gathered[g.byte_slice].view(g.dtype)
+            out[self.num_pos] = num
         if self.bool_pos.size:
             out[self.bool_pos] = regs[self.bool_off] != 0
         if self.bit_pos.size:
@@ -134,7 +144,7 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
     offset = np.array([t.offset for t in tags], dtype=np.float64)
     identity = bool(np.all(scale == 1.0) and np.all(offset == 0.0))
     if bits:
-        return BlockDecoder(n, needed, True, (), np.arange(n, dtype=np.intp),
+        return BlockDecoder(n, needed, True, (), empty, empty, np.arange(n, dtype=np.intp),
                             np.array([t.address - start for t in tags], dtype=np.intp),
                             empty, empty, np.empty(0, np.uint16), (), scale, offset, True)
     by_kind: dict[str, list[int]] = {}
@@ -148,13 +158,17 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
             strings.append((i, t.address - start, t.words, _BYTE_SWAP[t.byte_order]))
         else:
             by_kind.setdefault(t.type, []).append(i)
-    groups = []
+    groups, idx_parts, pos_parts = [], [], []
+    nv = nb = 0
     for kind, pos in by_kind.items():
-        idx = np.array([_byte_index(tags[i].address - start, tags[i].words, tags[i].byte_order) for i in pos],
-                       dtype=np.intp)
-        groups.append(_Group(np.array(pos, dtype=np.intp), idx, _NUMPY_TYPE[kind]))
+        for i in pos:
+            idx_parts += _byte_index(tags[i].address - start, tags[i].words, tags[i].byte_order)
+        size = 2 * tags[pos[0]].words * len(pos)
+        groups.append(_Group(slice(nv, nv + len(pos)), slice(nb, nb + size), _NUMPY_TYPE[kind]))
+        pos_parts += pos
+        nv, nb = nv + len(pos), nb + size
     return BlockDecoder(
-        n, needed, False, tuple(groups),
+        n, needed, False, tuple(groups), np.array(idx_parts, dtype=np.intp), np.array(pos_parts, dtype=np.intp),
         np.array(bool_pos, dtype=np.intp), np.array([tags[i].address - start for i in bool_pos], dtype=np.intp),
         np.array(bit_pos, dtype=np.intp), np.array([tags[i].address - start for i in bit_pos], dtype=np.intp),
         np.array([tags[i].bit for i in bit_pos], dtype=np.uint16), tuple(strings), scale, offset, identity,
