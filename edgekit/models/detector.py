@@ -212,7 +212,8 @@ class Detector:
     def _healthy_scores(self, base: Baseline, slot: _Slot) -> F32:
         info = slot.scorer.info
         if info.normalise == "baseline":
-            x = base.sample_normalised(info.inputs)
+            bc = self.baseline_cfg
+            x = base.sample_crossfit(info.inputs, scale_floor=bc.scale_floor, scale_floor_abs=bc.scale_floor_abs)
         else:
             x = base.sample_raw(info.inputs)
         if slot.cfg.channels:

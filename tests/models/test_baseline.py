@@ -81,3 +81,14 @@ def test_calibrated_threshold_meets_the_target_rate_on_fresh_healthy_scores() ->
     assert (fresh >= thr).mean() < 0.001
     with pytest.raises(PipelineError):
         calibrate_threshold(np.array([np.nan, 1.0]), 0.01, 0.1)
+
+
+def test_crossfit_scores_are_out_of_sample() -> None:
+    # A slow drift during commissioning: in-sample z-scores hide it, cross-fitted ones show it.
+    rng = np.random.default_rng(4)
+    v = (1.0 + np.linspace(0, 0.5, 200)[:, None, None] + 0.01 * rng.standard_normal((200, 1, 1))).astype(np.float32)
+    base = fit_baseline("a", v, ["x"], ["ch"], scale_floor=0.0, sample_rows=200)
+    inside = np.abs(base.sample_normalised(["x"])).max()
+    outside = np.abs(base.sample_crossfit(["x"], scale_floor=0.0)).max()
+    assert outside > 2 * inside
+    assert base.sample_crossfit(["x"]).shape == (200, 1)
