@@ -144,3 +144,21 @@ def test_third_party_skl2onnx_isolation_forest_annotated_loads_and_scores(tmp_pa
     assert np.isnan(s[2])
     assert s[1] > s[0]  # the far point is more anomalous: the Neg turned decision_function around
     np.testing.assert_allclose(s[:2], -forest.decision_function(probe[:2]), rtol=1e-4, atol=1e-5)
+
+
+def test_public_api_is_sorted_and_importable() -> None:
+    import edgekit.models as m
+
+    assert list(m.__all__) == sorted(m.__all__)
+    for name in m.__all__:
+        assert getattr(m, name) is not None
+
+
+def test_annotate_keeps_foreign_metadata_and_replaces_its_own(tmp_path: Path) -> None:
+    model = sum_squares_graph(3)
+    model.metadata_props.append(onnx.StringStringEntryProto(key="author", value="data team"))
+    once = annotate(model, inputs=INPUTS, version="1", threshold=2.0)
+    twice = annotate(once, inputs=INPUTS, version="2")
+    meta = {p.key: p.value for p in twice.metadata_props}
+    assert meta["author"] == "data team" and meta["edgekit.version"] == "2" and "edgekit.threshold" not in meta
+    assert len(model.metadata_props) == 1  # the caller's proto is not mutated
