@@ -94,12 +94,13 @@ epoch, named in ``meta.previous_epoch``), or — if nothing could be read — on
 format version is not touched: :class:`~edgekit.errors.SpoolError`.
 
 During operation, ``SQLITE_FULL`` ("database or disk is full") rolls the transaction back, marks
-the disk as low (so the full policy applies to the next call) and raises :class:`SpoolDiskFull`. A
-malformed-database error (damage the open check missed, or ``integrity_on_open = "off"``) is
-confirmed with a fresh ``quick_check`` on a new connection; if confirmed, the file is quarantined
-exactly as on open (new epoch, gap records) and :class:`SpoolCorrupt` is raised once; the next call
-works on the new file (a failing check while loading at open quarantines too). Both subclass
-:class:`~edgekit.errors.SpoolError`; nothing of the failing call was admitted, nothing crashes.
+the disk as low until the next free-space check (so the full policy applies meanwhile) and raises
+:class:`SpoolDiskFull`. A malformed-database error (damage the open check missed, or
+``integrity_on_open = "off"``) is confirmed with a fresh ``quick_check`` on a new connection; if
+confirmed, the file is quarantined exactly as on open (new epoch, gap records) and
+:class:`SpoolCorrupt` is raised once; the next call works on the new file (a failing read while
+loading at open quarantines too). Both subclass :class:`~edgekit.errors.SpoolError`; nothing of the
+failing call was admitted, nothing crashes.
 
 Threads
 -------

@@ -260,6 +260,9 @@ class Spool:
             except sqlite3.Error as exc:
                 self._rollback(self._ingest)
                 raise self._translate(exc, "append") from exc
+            except BaseException:  # SpoolFull raised inside the transaction, or anything unexpected
+                self._rollback(self._ingest)
+                raise
 
     def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float) -> list[int | None]:
         cfg, conn, quota = self.cfg, self._ingest, self.cfg.max_bytes
@@ -424,6 +427,9 @@ class Spool:
             except sqlite3.Error as exc:
                 self._rollback(self._ingest)
                 raise self._translate(exc, "flush_gaps") from exc
+            except BaseException:
+                self._rollback(self._ingest)
+                raise
 
     def _seal_gaps(self, force: bool) -> int:
         """Caller holds the ingest lock."""
