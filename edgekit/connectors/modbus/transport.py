@@ -154,10 +154,9 @@ class ModbusLink:
                     raise ConnectorError(f"not connected to {self.where}")
                 self.requests += 1
                 try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-                    # races with the answer, and a poll loop must always be cancellable
-                    async with asyncio.timeout(self.cfg.timeout + 0.5):
-                        return await getattr(client, method)(*args, device_id=unit, **kwargs)
+                    # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
+                    # beyond that is the poll loop watchdog's business (no second timer per request)
+                    return await getattr(client, method)(*args, device_id=unit, **kwargs)
                 except (TimeoutError, ModbusIOException) as exc:
                     # pymodbus raises ModbusIOException for "no response" and for a stale answer
                     # (transaction/device id mismatch after an earlier timeout): both are retried
