@@ -14,7 +14,8 @@ On-disk format (``FORMAT_VERSION`` 1; one SQLite database in WAL mode, ``<path>`
     reused within an epoch) and the comma-separated record kinds seen in it.
 ``records(id INTEGER PRIMARY KEY, stream, seq, kind, ts, size, crc, blob)``
     One row per batch; ``blob`` is :func:`edgekit.codec.pack` output (opaque here), ``size`` =
-    ``len(blob)``, ``crc`` = ``zlib.crc32(blob)`` (checked by :meth:`Spool.integrity_check`).
+    ``len(blob)``, ``crc`` = ``zlib.crc32(blob)`` (checked on every :meth:`Spool.pending` read and
+    by :meth:`Spool.integrity_check`).
     ``id`` grows with admission order, so ``ORDER BY id`` is "oldest first". A covering index
     ``records_by_stream(stream, seq, kind, size, ts)`` serves paging, acks and backlog counts.
 ``cursors(uplink TEXT, stream TEXT, acked INTEGER, PRIMARY KEY(uplink, stream))``
@@ -100,7 +101,9 @@ the disk as low until the next free-space check (so the full policy applies mean
 confirmed, the file is quarantined exactly as on open (new epoch, gap records) and
 :class:`SpoolCorrupt` is raised once; the next call works on the new file (a failing read while
 loading at open quarantines too). Both subclass :class:`~edgekit.errors.SpoolError`; nothing of the
-failing call was admitted, nothing crashes.
+failing call was admitted, nothing crashes. Damage SQLite cannot see (bytes changed inside a blob)
+fails the row's CRC when :meth:`Spool.pending` reads it: the row is deleted and counted as a drop
+with reason ``corrupt`` (so it becomes a gap record like any other drop), never sent upstream.
 
 Threads
 -------

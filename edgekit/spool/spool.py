@@ -511,16 +511,49 @@ class Spool:
                         chosen.append(cand)
                         total += cand[4]
                     blobs: dict[int, bytes] = {}
+                    bad: set[int] = set()
                     for i in range(0, len(chosen), 500):
                         ids = [c[0] for c in chosen[i:i + 500]]
-                        q = f"SELECT id, blob FROM records WHERE id IN ({','.join('?' * len(ids))})"
-                        blobs.update((int(r), bytes(b)) for r, b in conn.execute(q, ids))
+                        q = f"SELECT id, blob, crc FROM records WHERE id IN ({','.join('?' * len(ids))})"
+                        for r, b, crc in conn.execute(q, ids):
+                            blobs[int(r)] = bytes(b)
+                            if zlib.crc32(b) != crc:
+                                bad.add(int(r))
                 finally:
                     conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise self._translate(exc, "pending") from exc
-        return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen if r in blobs]
+        if bad:
+            self._drop_damaged([(r, s, q) for r, s, q, *_ in chosen if r in bad])
+        return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen
+                if r in blobs and r not in bad]
+
+    def _drop_damaged(self, rows: list[tuple[int, str, int]]) -> None:
+        """Rows whose bytes no longer match their CRC (damage SQLite cannot see): drop and gap them."""
+        with self._ingest_lock:
+            self._check_open()
+            conn, now = self._ingest, time.time()
+            n = freed = 0
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for rid, stream, seq in rows:
+                    got = conn.execute("DELETE FROM records WHERE id = ? RETURNING size", (rid,)).fetchone()
+                    if got is not None:  # another call may have dropped it already
+                        note_drop(conn, stream, "corrupt", seq, seq, 1, now)
+                        n, freed = n + 1, freed + int(got[0])
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "pending") from exc
+            with self._state:
+                self._bytes -= freed
+                self._rows -= n
+                dropped = self._counters["dropped"]
+                dropped["corrupt"] = dropped.get("corrupt", 0) + n
+        if n:
+            log.error("spool %s: %d record(s) failed their CRC and were dropped (reported as gap records, "
+                      "reason 'corrupt'): %s", self.path, n, [(s, q) for _, s, q in rows][:10])
 
     @_recovering
     def ack(self, uplink: str, stream: str, seq: int) -> None:

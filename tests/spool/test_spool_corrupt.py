@@ -155,3 +155,26 @@ def test_damage_found_during_operation_is_quarantined_and_spool_goes_on(tmp_path
     assert len([r for r in s.pending("b") if r.stream == F]) == 3 - raised
     assert s.integrity_check()
     s.close()
+
+
+def test_damaged_blob_bytes_fail_the_crc_and_become_a_gap(tmp_path: Path) -> None:
+    """SQLite cannot see a flipped byte inside a blob; the per-row CRC does."""
+    path = tmp_path / "s.db"
+    s = open_spool(path)
+    marker = bytes(range(256)) * 8
+    s.append_many([(F, "features", b"a" * 100, 0.0), (F, "features", marker, 0.0), (F, "features", b"c" * 100, 0.0)])
+    s.close()  # checkpointed into the main file
+    data = bytearray(path.read_bytes())
+    at = data.index(marker)
+    data[at + 1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    s = open_spool(path)  # quick_check passes: the b-tree is intact
+    assert s.stats()["quarantined"] == 0
+    assert not s.integrity_check()  # the full check includes CRCs
+    assert [r.seq for r in s.pending("a") if r.stream == F] == [1, 3]
+    (g,) = [g for g in gaps(s) if g.stream == F]
+    assert (g.first_seq, g.last_seq, g.count, g.reason) == (2, 2, 1, "corrupt")
+    assert s.stats()["dropped"] == {"corrupt": 1}
+    assert [r.seq for r in s.pending("b") if r.stream == F] == [1, 3]  # dropped for every uplink
+    assert s.integrity_check()
+    s.close()
