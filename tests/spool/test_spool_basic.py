@@ -145,3 +145,51 @@ def test_worker_thread_appends_while_loop_thread_acks(tmp_path: Path) -> None:
     assert s.stats()["rows"] == 0 and s.stats()["bytes"] == 0
     assert s.integrity_check()
     s.close()
+
+
+def test_concurrent_drops_and_prunes_keep_the_byte_count_exact(tmp_path: Path) -> None:
+    """Ingest drops (drop_oldest) and delivery prunes delete rows at once; counts must stay exact."""
+    import sqlite3
+
+    from edgekit.codec import GapRecord, unpack
+
+    s = Spool(tmp_path / "s.db", cfg(max_bytes=20_000, full_policy="drop_oldest", synchronous="normal",
+                                      prune_chunk=8), {"a": ("features", "gap")})
+    results: list[int | None] = []
+    t = threading.Thread(target=lambda: [results.extend(s.append_many(
+        [("features/m1", "features", b"x" * 100, 0.0)] * 10)) for _ in range(300)])
+    t.start()
+    received: set[int] = set()
+    gap_count = 0
+
+    def drain(limit: int) -> None:
+        nonlocal gap_count
+        rows = s.pending("a", limit=limit)
+        last: dict[str, int] = {}
+        for r in rows:
+            if r.kind == "gap":
+                g = unpack(r.blob)
+                assert isinstance(g, GapRecord)
+                gap_count += g.count
+            else:
+                received.add(r.seq)
+            last[r.stream] = r.seq
+        for stream, seq in last.items():
+            s.ack("a", stream, seq)
+
+    while t.is_alive():
+        drain(64)
+    t.join()
+    s.flush_gaps()
+    drain(1_000_000)
+    assert len(results) == 3000
+    missing = {q for q in range(1, 3001)} - received
+    assert missing, "the quota never filled: the test did not exercise drops"
+    assert gap_count == s.stats()["dropped_total"] >= len(missing)
+    with sqlite3.connect(tmp_path / "s.db") as raw:
+        rows, nbytes = raw.execute("SELECT count(*), coalesce(sum(size), 0) FROM records").fetchone()
+    raw.close()
+    st = s.stats()
+    assert (st["rows"], st["bytes"]) == (rows, nbytes)
+    assert s.integrity_check()
+    s.close()
