@@ -153,3 +153,13 @@ def test_sim_profile_plan_is_minimal() -> None:
     assert "FC03 holding_register    50..51" in plan
     assert "FC01 coil                 0..1" in plan
     assert "FC02 discrete_input       0..0" in plan
+
+
+def test_public_api_is_sorted_and_importable() -> None:
+    assert list(modbus.__all__) == sorted(modbus.__all__)
+    for name in modbus.__all__:
+        assert hasattr(modbus, name), name
+    cfg = conn([{"name": "d", "tags": [TAG]}])
+    connector = modbus.build(cfg)
+    assert connector.name == "c" and connector.health()["state"] == "connecting"
+    assert "ModbusConnector('c'" in repr(connector) and "ReadPlanner('d'" in repr(connector.devices["d"].planner)

@@ -259,8 +259,8 @@ class ModbusConnector:
         if ds.state != "down":
             return job.interval
         extra = ds.failures - self.cfg.down_after + 1
-        slow = min(self.cfg.down_poll_max, job.interval * 2 ** min(extra, 30))
-        return max(job.interval, slow * random.uniform(0.9, 1.1))
+        slow = job.interval * 2 ** min(extra, 30) * random.uniform(0.9, 1.1)
+        return max(job.interval, min(self.cfg.down_poll_max, slow))
 
     def _reschedule(self, job: _Job, now: float) -> None:
         interval = self._interval(job)

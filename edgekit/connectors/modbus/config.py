@@ -234,9 +234,11 @@ class ModbusConnectionConfig:
     timeout: Duration = opt(1.0, "Per-request timeout (also the connect timeout)")
     retries: int = opt(1, "Retries of a timed-out request before it counts as failed")
     reconnect_min: Duration = opt(0.5, "First reconnect delay; doubles per failure (with +-20 % jitter)")
-    reconnect_max: Duration = opt(30.0, "Cap of the reconnect delay")
+    reconnect_max: Duration = opt(10.0, "Cap of the reconnect delay (keep below the gateway watchdog)")
     down_after: int = opt(3, "Consecutive failed scans after which a device is reported down and polled less often")
-    down_poll_max: Duration = opt(30.0, "Cap of the poll interval of a down device (doubles from its poll interval)")
+    down_poll_max: Duration = opt(
+        10.0, "Cap of the poll interval of a down device (doubles from its poll interval; keep below the gateway watchdog)"
+    )
     max_gap: int = opt(16, "Unused registers a read may span to merge two tags into one request")
     max_gap_bits: int = opt(256, "Unused bits a coil/discrete-input read may span to merge two tags")
     max_registers: int = opt(125, "Largest register read (protocol limit 125)")
