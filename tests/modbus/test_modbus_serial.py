@@ -92,3 +92,24 @@ async def test_rtu_over_pty_pair(modem: NullModem) -> None:
     assert drive["mode"][:2] == (7.0, Quality.GOOD) and drive["run"][:2] == (0.0, Quality.GOOD)
     assert meter["temp"][:2] == (-0.5, Quality.GOOD)
     assert health["errors"] == {} and modem.bytes > 0
+
+
+async def test_rtu_over_tcp(port: int) -> None:
+    from modbus_helpers import start_tcp_server
+    from pymodbus.framer import FramerType
+
+    server = await start_tcp_server({5: {"holding_register": {0: 0xFFFE, 1: 1234}}}, port, framer=FramerType.RTU)
+    cfg = parse(ModbusConnectionConfig, {
+        "name": "gw", "transport": "rtu_over_tcp", "port": port, "timeout": "300ms", "retries": 0,
+        "devices": [{"name": "vfd", "unit_id": 5, "poll": {"default": "50ms"}, "tags": [
+            {"name": "a", "address": 0, "table": "holding_register", "type": "int16"},
+            {"name": "b", "address": 1, "table": "holding_register", "scale": 0.1}]}]}, "modbus[0]")
+    connector = modbus.build(cfg)
+    sink = CollectSink()
+    try:
+        async with Running(connector, sink):
+            await sink.wait_for(lambda: len(sink.of("vfd")) >= 2)
+    finally:
+        await server.shutdown()
+    got = sink.last("vfd")
+    assert got["a"][:2] == (-2.0, Quality.GOOD) and got["b"][0] == pytest.approx(123.4)
