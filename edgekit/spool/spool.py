@@ -491,18 +491,7 @@ class Spool:
             try:
                 conn.execute("BEGIN")
                 try:
-                    cands: list[tuple[int, str, int, str, int, float]] = []
-                    for stream, start, _last, skinds in self._streams_for(uplink, kinds, after):
-                        sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ?"
-                        args: list[Any] = [stream, start]
-                        if not skinds <= kinds:
-                            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-                            args.extend(sorted(kinds))
-                        sql += " ORDER BY seq LIMIT ?"
-                        args.append(limit)
-                        cands.extend((rid, stream, seq, kind, size, ts)
-                                     for rid, seq, kind, size, ts in conn.execute(sql, args))
-                    cands.sort()
+                    cands = self._candidates(conn, self._streams_for(uplink, kinds, after), kinds, limit)
                     chosen: list[tuple[int, str, int, str, int, float]] = []
                     total = 0
                     for cand in cands:
@@ -528,6 +517,43 @@ class Spool:
             self._drop_damaged([(r, s, q) for r, s, q, *_ in chosen if r in bad])
         return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen
                 if r in blobs and r not in bad]
+
+    @staticmethod
+    def _candidates(conn: sqlite3.Connection, streams: list[tuple[str, int, int, frozenset[str]]],
+                    kinds: frozenset[str], limit: int) -> list[tuple[int, str, int, str, int, float]]:
+        """The ``limit`` oldest (smallest id) pending rows over all ``streams``, sorted by id.
+
+        Reads a share of ``limit`` per stream first and reads more only from a stream whose share
+        ran out before the current cut-off id — so many streams do not cost ``streams x limit`` rows.
+        """
+        if not streams or limit <= 0:
+            return []
+        share = max(8, -(-2 * limit // len(streams)))
+        state = {stream: (start, skinds) for stream, start, _last, skinds in streams}
+        todo = {stream: share for stream in state}
+        cands: list[tuple[int, str, int, str, int, float]] = []
+        while todo:
+            more: dict[str, int] = {}
+            for stream, n in todo.items():
+                start, skinds = state[stream]
+                sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ?"
+                args: list[Any] = [stream, start]
+                if not skinds <= kinds:
+                    sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+                    args.extend(sorted(kinds))
+                sql += " ORDER BY seq LIMIT ?"
+                args.append(n)
+                got = [(rid, stream, seq, kind, size, ts) for rid, seq, kind, size, ts in conn.execute(sql, args)]
+                cands.extend(got)
+                if len(got) == n:  # the stream may hold more: remember where its share ended
+                    state[stream] = (got[-1][2], skinds)
+                    more[stream] = got[-1][0]
+            cands.sort()
+            del cands[limit:]
+            cutoff = cands[-1][0] if len(cands) == limit else None
+            # a stream whose share ended below the cut-off may have more rows that belong in
+            todo = {s: min(limit, 4 * todo[s]) for s, last_id in more.items() if cutoff is None or last_id < cutoff}
+        return cands
 
     def _drop_damaged(self, rows: list[tuple[int, str, int]]) -> None:
         """Rows whose bytes no longer match their CRC (damage SQLite cannot see): drop and gap them."""

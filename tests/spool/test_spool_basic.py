@@ -193,3 +193,26 @@ def test_concurrent_drops_and_prunes_keep_the_byte_count_exact(tmp_path: Path) -
     assert (st["rows"], st["bytes"]) == (rows, nbytes)
     assert s.integrity_check()
     s.close()
+
+
+def test_pending_pages_oldest_first_across_many_streams(tmp_path: Path) -> None:
+    """Paging with small limits gives exactly the oldest rows overall (checked against one big read)."""
+    import random
+
+    rng = random.Random(7)
+    s = Spool(tmp_path / "s.db", cfg(synchronous="normal"), {"a": ("features", "points")})
+    streams = [f"features/m{i}" for i in range(12)] + ["points/d1"]
+    for _ in range(60):  # skewed interleaving: some streams far busier than others
+        s.append_many([(rng.choice(streams[: rng.randint(1, len(streams))]), "features", b"x", 0.0)
+                       for _ in range(rng.randint(1, 30))])
+    heads = {r.stream: r.seq for r in s.pending("a", limit=1_000_000, max_bytes=1 << 40)}
+    for stream in rng.sample(sorted(heads), 5):
+        s.ack("a", stream, rng.randint(1, heads[stream]))
+    everything = s.pending("a", limit=1_000_000, max_bytes=1 << 40)
+    for limit in (1, 2, 5, 17, 64, 256, 1000):
+        got = s.pending("a", limit=limit, max_bytes=1 << 40)
+        assert [(r.stream, r.seq) for r in got] == [(r.stream, r.seq) for r in everything[:limit]]
+    after = {st: 3 for st in streams[::2]}
+    want = [r for r in everything if r.seq > after.get(r.stream, 0)][:40]
+    assert [(r.stream, r.seq) for r in s.pending("a", limit=40, after=after)] == [(r.stream, r.seq) for r in want]
+    s.close()
