@@ -524,6 +524,7 @@ class ModbusConnector:
             await self._sink.points(batch)
         finally:
             self._in_sink = False
+            self._progress(time.monotonic() + self._request_budget)
 
     async def _wave(self, ds: _DeviceState, reader: WaveformReader) -> None:
         speed = None
@@ -553,3 +554,4 @@ class ModbusConnector:
                 await self._sink.waveform(result.block)
             finally:
                 self._in_sink = False
+                self._progress(time.monotonic() + self._request_budget)
