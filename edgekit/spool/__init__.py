@@ -74,11 +74,14 @@ themselves (kind ``gap``) are exempt: always admitted, never dropped (they are ~
 Gaps
 ----
 Drops of stream ``S`` are coalesced per (stream, reason) into one open gap while the first drop is
-younger than ``gap_interval``; the next write after that (or :meth:`Spool.flush_gaps`, ``close``,
-or the next open after a crash) seals it into a :class:`~edgekit.codec.GapRecord` ``(stream=S,
-first_seq, last_seq, count, reason, ts=time of the first drop)`` appended as kind ``gap`` to
-stream ``gap/S`` (:func:`gap_stream`). ``count`` is exact; the range may also contain seqs that
-were delivered (drops interleaved with admissions), so upstream checks
+younger than ``gap_interval``; the next write after that (or :meth:`Spool.pending` when the ingest
+side is idle, :meth:`Spool.flush_gaps`, ``close``, or the next open after a crash) seals it into a
+:class:`~edgekit.codec.GapRecord` ``(stream=S, first_seq, last_seq, count, reason, ts=time of the
+first drop)`` appended as kind ``gap`` to stream ``gap/S`` (:func:`gap_stream`). While an earlier
+gap record of ``S`` is still stored (not yet acknowledged: the uplink is probably down) the window
+is ``60 x gap_interval``, so an outage accumulates one gap row per stream per minute, not per second
+(gap rows are exempt from the quota, so they must stay few). ``count`` is exact; the range may also
+contain seqs that were delivered (drops interleaved with admissions), so upstream checks
 ``count == (last_seq - first_seq + 1) - delivered seqs in range``. Route ``"gap"`` to every uplink
 that should hear about losses.
 

@@ -11,7 +11,7 @@ import sqlite3
 
 from ..codec import GapRecord, pack
 
-__all__ = ["GAP_PREFIX", "gap_stream", "note_drop", "open_gap_counts", "take_due_gaps"]
+__all__ = ["BACKOFF", "GAP_PREFIX", "due_gaps_exist", "gap_stream", "note_drop", "open_gap_counts", "take_due_gaps"]
 
 GAP_PREFIX = "gap/"
 
@@ -32,12 +32,30 @@ def note_drop(conn: sqlite3.Connection, stream: str, reason: str, first_seq: int
     )
 
 
+BACKOFF = 60
+"""While an earlier gap record of the same stream is still stored (not yet acknowledged — the uplink
+is probably down), an open gap is sealed only after ``BACKOFF x gap_interval``: at most one gap row
+per stream per minute (default interval) accumulates during an outage, not one per second."""
+
+_DUE = ("FROM open_gaps o WHERE o.since <= ? AND (o.since <= ? OR NOT EXISTS "
+        "(SELECT 1 FROM records r WHERE r.stream = 'gap/' || o.stream))")
+
+
+def _cutoffs(now: float, interval: float, force: bool) -> tuple[float, float]:
+    if force:
+        return float("inf"), float("inf")
+    return now - interval, now - BACKOFF * interval
+
+
+def due_gaps_exist(conn: sqlite3.Connection, now: float, interval: float) -> bool:
+    return conn.execute(f"SELECT 1 {_DUE} LIMIT 1", _cutoffs(now, interval, False)).fetchone() is not None
+
+
 def take_due_gaps(conn: sqlite3.Connection, now: float, interval: float, force: bool) -> list[tuple[str, bytes]]:
-    """Remove open gaps older than ``interval`` (all if ``force``); return ``(gap stream, blob)`` rows."""
-    cutoff = float("inf") if force else now - interval
+    """Remove the open gaps that are due (all if ``force``); return ``(gap stream, blob)`` rows."""
     rows = conn.execute(
-        "SELECT stream, reason, first_seq, last_seq, count, since FROM open_gaps WHERE since <= ? "
-        "ORDER BY since, stream, reason", (cutoff,)).fetchall()
+        f"SELECT o.stream, o.reason, o.first_seq, o.last_seq, o.count, o.since {_DUE} "
+        "ORDER BY o.since, o.stream, o.reason", _cutoffs(now, interval, force)).fetchall()
     out = []
     for stream, reason, first, last, count, since in rows:
         rec = GapRecord(stream=stream, first_seq=int(first), last_seq=int(last), count=int(count),

@@ -21,7 +21,7 @@ from ..codec import GapRecord, pack
 from ..errors import SpoolError, SpoolFull
 from .config import SpoolConfig
 from .errors import SpoolCorrupt, SpoolDiskFull
-from .gaps import gap_stream, note_drop, open_gap_counts, take_due_gaps
+from .gaps import due_gaps_exist, gap_stream, note_drop, open_gap_counts, take_due_gaps
 from .schema import FORMAT_VERSION, check_file, connect, create_schema, quarantine, salvage
 
 __all__ = ["FORMAT_VERSION", "KINDS", "Spool", "SpoolRow"]
@@ -745,9 +745,7 @@ class Spool:
         try:
             if self._closed:
                 return
-            cutoff = time.time() - self.cfg.gap_interval
-            row = self._ingest.execute("SELECT 1 FROM open_gaps WHERE since <= ? LIMIT 1", (cutoff,)).fetchone()
-            if row is not None:
+            if due_gaps_exist(self._ingest, time.time(), self.cfg.gap_interval):
                 self._seal_gaps(force=False)
         except sqlite3.Error as exc:
             self._rollback(self._ingest)

@@ -131,3 +131,21 @@ def test_sqlite_full_raises_spooldiskfull_and_keeps_working(tmp_path: Path) -> N
     assert gap_total(s, F, "drop_newest") == 1
     assert s.integrity_check()
     s.close()
+
+
+def test_gap_records_back_off_while_earlier_ones_are_unacknowledged(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", max_bytes=100, full_policy="drop_newest", gap_interval=0.2)
+    s.append(F, "features", b"x" * 100, 0.0)
+    assert s.append(F, "features", b"x", 0.0) is None
+    time.sleep(0.25)
+    s.append(F, "features", b"x", 0.0)  # dropped too; the first open gap is due: sealed now
+    assert [g.count for g in gaps(s)] == [2]
+    s.append(F, "features", b"x", 0.0)
+    time.sleep(0.25)
+    s.append(F, "features", b"x", 0.0)
+    assert s.stats()["open_gaps"] == {F: 2}  # not sealed: the first gap record is still unacknowledged
+    for u in ("a", "b"):
+        s.ack(u, "gap/" + F, 1)
+    s.append(F, "features", b"x", 0.0)
+    assert s.stats()["open_gaps"] == {} and [g.count for g in gaps(s)] == [3]
+    s.close()
