@@ -116,7 +116,12 @@ Two SQLite connections, each with its own lock: the *ingest* connection (``appen
 ``integrity_check``) used by the asyncio loop thread. WAL lets delivery read while ingest commits;
 writers are serialised by SQLite (``busy_timeout``) and every write transaction is short (one group
 of rows, or one ack plus at most ``prune_chunk`` deletes). Any method may be called from any thread.
-Lock order: delivery → ingest → in-memory state.
+Lock order: delivery → ingest → in-memory state (``pending`` takes the ingest lock only without
+waiting to seal due gaps, and waiting only to drop rows that failed their CRC).
+
+Code: ``schema.py`` (DDL, open/check/quarantine/salvage), ``gaps.py`` (open gaps and sealing),
+``base.py`` (shared state, error translation), ``ingest.py`` (admission and the full policy),
+``delivery.py`` (paging, acks, pruning), ``spool.py`` (the :class:`Spool`: open, recover, close).
 """
 
 # edgekit.config imports every section type (this package's config too): load it first, or importing

@@ -216,3 +216,11 @@ def test_pending_pages_oldest_first_across_many_streams(tmp_path: Path) -> None:
     want = [r for r in everything if r.seq > after.get(r.stream, 0)][:40]
     assert [(r.stream, r.seq) for r in s.pending("a", limit=40, after=after)] == [(r.stream, r.seq) for r in want]
     s.close()
+
+
+def test_public_names_are_sorted_and_importable() -> None:
+    import edgekit.spool as pkg
+
+    assert pkg.__all__ == sorted(pkg.__all__)
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None

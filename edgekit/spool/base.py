@@ -1,0 +1,151 @@
+"""What both sides of the spool share: in-memory state, error translation, the recovery decorator.
+
+Design, on-disk format, invariants and thread model: see the :mod:`edgekit.spool` package docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from ..errors import SpoolError
+from .config import SpoolConfig
+from .errors import SpoolCorrupt, SpoolDiskFull
+
+__all__ = ["INSERT", "KINDS", "UPSERT_STREAM", "SpoolBase", "SpoolRow", "is_corruption", "recovering"]
+
+log = logging.getLogger("edgekit.spool")
+
+KINDS = ("points", "features", "event", "waveform", "gap")
+INSERT = "INSERT INTO records(stream, seq, kind, ts, size, crc, blob) VALUES (?, ?, ?, ?, ?, ?, ?)"
+UPSERT_STREAM = (
+    "INSERT INTO streams(stream, last_seq, kinds) VALUES (?, ?, ?) "
+    "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq, kinds = excluded.kinds")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="SpoolBase")
+
+
+def recovering(fn: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """On :class:`SpoolCorrupt`, quarantine the file (if a fresh check confirms) before re-raising."""
+
+    @functools.wraps(fn)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except SpoolCorrupt as exc:
+            raise self._recover(exc) from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRow:
+    """One stored batch as handed to an uplink."""
+
+    stream: str
+    seq: int
+    kind: str
+    blob: bytes
+    ts: float
+    epoch: str
+
+
+class SpoolBase:
+    """State and helpers shared by :class:`~edgekit.spool.ingest.IngestSide`,
+    :class:`~edgekit.spool.delivery.DeliverySide` and :class:`~edgekit.spool.Spool`."""
+
+    path: Path
+    cfg: SpoolConfig
+    epoch: str
+    _routes: dict[str, frozenset[str]]
+    _routing: dict[str, tuple[str, ...]]
+    _ingest: sqlite3.Connection
+    _delivery: sqlite3.Connection
+    _ingest_lock: threading.Lock
+    _delivery_lock: threading.Lock
+    _state: threading.Condition
+    _closed: bool
+    _last: dict[str, int]
+    _kinds: dict[str, frozenset[str]]
+    _acked: dict[tuple[str, str], int]
+    _bytes: int
+    _rows: int
+    _prune_todo: set[str]
+    _disk_low: bool
+    _disk_checked_at: float
+    _appends_since_disk_check: int
+    _counters: dict[str, Any]
+
+    # implemented by the sides / the Spool; declared so each side type-checks on its own
+    def _recover(self, exc: SpoolCorrupt) -> SpoolCorrupt:
+        raise NotImplementedError
+
+    def _seal_gaps(self, force: bool) -> int:
+        raise NotImplementedError
+
+    def prune(self, all_streams: bool = False) -> int:
+        raise NotImplementedError
+
+    def _floor(self, stream: str, kind: str, acked: Mapping[tuple[str, str], int]) -> int:
+        ups = self._routing[kind]
+        if not ups:
+            return self._last.get(stream, 0)
+        return min(acked.get((u, stream), 0) for u in ups)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _uplink_kinds(self, uplink: str) -> frozenset[str]:
+        try:
+            return self._routes[uplink]
+        except KeyError:
+            raise SpoolError(f"unknown uplink {uplink!r}; the spool was opened with routes for "
+                             f"{sorted(self._routes)}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SpoolError(f"spool {self.path} is closed")
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (e.g. after SQLITE_FULL); nothing left to undo
+
+    def _count_error(self, exc: BaseException) -> str:
+        name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        with self._state:
+            errs = self._counters["errors"]
+            errs[name] = errs.get(name, 0) + 1
+        return str(name)
+
+    def _translate(self, exc: sqlite3.Error, what: str) -> SpoolError:
+        name = self._count_error(exc)
+        text = str(exc)
+        if name.startswith("SQLITE_FULL") or "database or disk is full" in text:
+            with self._state:
+                self._disk_low = True
+            log.error("spool %s: %s failed, disk full: nothing of that call was stored", self.path, what)
+            return SpoolDiskFull(f"{what}: database or disk is full at {self.path}; nothing of this call "
+                                 f"was stored (policy {self.cfg.full_policy} applies from the next call)")
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
+            log.error("spool %s: %s failed, database is corrupt: %s", self.path, what, exc)
+            return SpoolCorrupt(f"{what}: spool file {self.path} is corrupt ({exc})")
+        return SpoolError(f"{what}: {name}: {exc}")
+
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """A damaged file (quarantine it) as opposed to a busy, locked or unreadable one (report it)."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc)
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text

@@ -1,0 +1,279 @@
+"""The delivery side of the spool: paging for uplinks, cumulative acks, bounded pruning.
+
+Runs on the delivery connection under the delivery lock (the asyncio loop thread). Design and
+invariants: see the :mod:`edgekit.spool` package docstring.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import SpoolError
+from .base import SpoolBase, SpoolRow, log, recovering
+from .gaps import due_gaps_exist, note_drop
+
+__all__ = ["DeliverySide"]
+
+
+class DeliverySide(SpoolBase):
+    """``pending``, ``ack``, ``prune``, ``first_unacked``, ``backlog``."""
+
+    @recovering
+    def pending(self, uplink: str, limit: int = 256, max_bytes: int = 8 << 20,
+                after: Mapping[str, int] | None = None) -> list[SpoolRow]:
+        """Rows not yet acked by ``uplink`` (oldest first), at most ``limit`` rows / ``max_bytes``.
+
+        ``after[stream]`` skips seqs up to that value (rows already in flight). At least one row is
+        returned when any is pending, even if it alone exceeds ``max_bytes``.
+        """
+        kinds = self._uplink_kinds(uplink)
+        self._seal_due_gaps_nowait()
+        with self._delivery_lock:
+            self._check_open()
+            conn = self._delivery
+            try:
+                conn.execute("BEGIN")
+                try:
+                    cands = self._candidates(conn, self._streams_for(uplink, kinds, after), kinds, limit)
+                    chosen: list[tuple[int, str, int, str, int, float]] = []
+                    total = 0
+                    for cand in cands:
+                        if len(chosen) >= limit or (chosen and total + cand[4] > max_bytes):
+                            break
+                        chosen.append(cand)
+                        total += cand[4]
+                    blobs: dict[int, bytes] = {}
+                    bad: set[int] = set()
+                    for i in range(0, len(chosen), 500):
+                        ids = [c[0] for c in chosen[i:i + 500]]
+                        q = f"SELECT id, blob, crc FROM records WHERE id IN ({','.join('?' * len(ids))})"
+                        for r, b, crc in conn.execute(q, ids):
+                            blobs[int(r)] = bytes(b)
+                            if zlib.crc32(b) != crc:
+                                bad.add(int(r))
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "pending") from exc
+        if bad:
+            self._drop_damaged([(r, s, q) for r, s, q, *_ in chosen if r in bad])
+        return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen
+                if r in blobs and r not in bad]
+
+    @staticmethod
+    def _candidates(conn: sqlite3.Connection, streams: list[tuple[str, int, int, frozenset[str]]],
+                    kinds: frozenset[str], limit: int) -> list[tuple[int, str, int, str, int, float]]:
+        """The ``limit`` oldest (smallest id) pending rows over all ``streams``, sorted by id.
+
+        Reads a share of ``limit`` per stream first and reads more only from a stream whose share
+        ran out before the current cut-off id — so many streams do not cost ``streams x limit`` rows.
+        """
+        if not streams or limit <= 0:
+            return []
+        share = max(8, -(-2 * limit // len(streams)))
+        state = {stream: (start, skinds) for stream, start, _last, skinds in streams}
+        todo = {stream: share for stream in state}
+        cands: list[tuple[int, str, int, str, int, float]] = []
+        while todo:
+            more: dict[str, int] = {}
+            for stream, n in todo.items():
+                start, skinds = state[stream]
+                sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ?"
+                args: list[Any] = [stream, start]
+                if not skinds <= kinds:
+                    sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+                    args.extend(sorted(kinds))
+                sql += " ORDER BY seq LIMIT ?"
+                args.append(n)
+                got = [(rid, stream, seq, kind, size, ts) for rid, seq, kind, size, ts in conn.execute(sql, args)]
+                cands.extend(got)
+                if len(got) == n:  # the stream may hold more: remember where its share ended
+                    state[stream] = (got[-1][2], skinds)
+                    more[stream] = got[-1][0]
+            cands.sort()
+            del cands[limit:]
+            cutoff = cands[-1][0] if len(cands) == limit else None
+            # a stream whose share ended below the cut-off may have more rows that belong in
+            todo = {s: min(limit, 4 * todo[s]) for s, last_id in more.items() if cutoff is None or last_id < cutoff}
+        return cands
+
+    def _drop_damaged(self, rows: list[tuple[int, str, int]]) -> None:
+        """Rows whose bytes no longer match their CRC (damage SQLite cannot see): drop and gap them."""
+        with self._ingest_lock:
+            self._check_open()
+            conn, now = self._ingest, time.time()
+            n = freed = 0
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for rid, stream, seq in rows:
+                    got = conn.execute("DELETE FROM records WHERE id = ? RETURNING size", (rid,)).fetchone()
+                    if got is not None:  # another call may have dropped it already
+                        note_drop(conn, stream, "corrupt", seq, seq, 1, now)
+                        n, freed = n + 1, freed + int(got[0])
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "pending") from exc
+            with self._state:
+                self._bytes -= freed
+                self._rows -= n
+                dropped = self._counters["dropped"]
+                dropped["corrupt"] = dropped.get("corrupt", 0) + n
+        if n:
+            log.error("spool %s: %d record(s) failed their CRC and were dropped (reported as gap records, "
+                      "reason 'corrupt'): %s", self.path, n, [(s, q) for _, s, q in rows][:10])
+
+    @recovering
+    def ack(self, uplink: str, stream: str, seq: int) -> None:
+        """Cumulative ack: ``uplink`` has everything of ``stream`` up to ``seq``; prunes a bounded chunk."""
+        self._uplink_kinds(uplink)
+        with self._delivery_lock:
+            self._check_open()
+            with self._state:
+                last = self._last.get(stream)
+                current = self._acked.get((uplink, stream), 0)
+            if last is None or seq > last or seq < 0:
+                raise SpoolError(f"ack for {stream!r} seq {seq} from {uplink!r}: the spool (epoch {self.epoch}) "
+                                 f"assigned only up to {last or 0} in that stream")
+            if seq <= current:
+                return
+            conn = self._delivery
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO cursors(uplink, stream, acked) VALUES (?, ?, ?) ON CONFLICT(uplink, stream) "
+                             "DO UPDATE SET acked = max(acked, excluded.acked)", (uplink, stream, seq))
+                with self._state:
+                    self._prune_todo.add(stream)
+                    todo = set(self._prune_todo)
+                acked = dict(self._acked)
+                acked[(uplink, stream)] = seq
+                n, freed, done = self._prune_chunk(conn, todo, acked)
+                self._commit_prune(conn, n, freed, done)
+                with self._state:
+                    self._acked[(uplink, stream)] = max(seq, self._acked.get((uplink, stream), 0))
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "ack") from exc
+
+    @recovering
+    def prune(self, all_streams: bool = False) -> int:
+        """Delete up to ``prune_chunk`` fully acked rows; returns how many (0 when nothing is left)."""
+        with self._delivery_lock:
+            self._check_open()
+            conn = self._delivery
+            with self._state:
+                todo = set(self._last) if all_streams else set(self._prune_todo)
+                acked = dict(self._acked)
+            if not todo:
+                return 0
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                n, freed, done = self._prune_chunk(conn, todo, acked)
+                self._commit_prune(conn, n, freed, done)
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "prune") from exc
+            return n
+
+    def _commit_prune(self, conn: sqlite3.Connection, n: int, freed: int, done: set[str]) -> None:
+        # the state lock spans COMMIT so the ingest side never sees the rows gone but the bytes not
+        with self._state:
+            conn.execute("COMMIT")
+            self._bytes -= freed
+            self._rows -= n
+            self._counters["pruned"] += n
+            self._prune_todo -= done
+            if n:
+                self._state.notify_all()
+
+    def _prune_chunk(self, conn: sqlite3.Connection, streams: set[str],
+                     acked: Mapping[tuple[str, str], int]) -> tuple[int, int, set[str]]:
+        """Delete at most ``prune_chunk`` deletable rows of ``streams``; returns (rows, bytes, finished)."""
+        budget, n, freed, done = self.cfg.prune_chunk, 0, 0, set()
+        for stream in sorted(streams):
+            finished = True
+            for kind in sorted(self._kinds.get(stream, frozenset())):
+                floor = self._floor(stream, kind, acked)
+                if floor <= 0:
+                    continue
+                if budget <= 0:
+                    finished = False
+                    break
+                sizes = conn.execute(
+                    "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE stream = ? AND seq <= ? "
+                    "AND kind = ? ORDER BY seq LIMIT ?) RETURNING size", (stream, floor, kind, budget)).fetchall()
+                n, freed, budget = n + len(sizes), freed + sum(s for (s,) in sizes), budget - len(sizes)
+                if budget <= 0:
+                    finished = False
+            if finished:
+                done.add(stream)
+        return n, freed, done
+
+    def first_unacked(self, uplink: str) -> dict[str, int]:
+        """Per stream routed to ``uplink``: the first seq it has not acknowledged (for HELLO)."""
+        kinds = self._uplink_kinds(uplink)
+        with self._state:
+            return {s: self._acked.get((uplink, s), 0) + 1
+                    for s, ks in self._kinds.items() if ks & kinds}
+
+    @recovering
+    def backlog(self, uplink: str) -> tuple[int, int, float | None]:
+        """(rows, bytes, oldest ts) not yet acked by ``uplink``; cost grows with the backlog (index only)."""
+        kinds = self._uplink_kinds(uplink)
+        rows = nbytes = 0
+        oldest: float | None = None
+        with self._delivery_lock:
+            self._check_open()
+            conn = self._delivery
+            try:
+                conn.execute("BEGIN")
+                try:
+                    for stream, start, _last, _skinds in self._streams_for(uplink, kinds, None):
+                        q = ("SELECT count(*), coalesce(sum(size), 0), min(ts) FROM records WHERE stream = ? "
+                             f"AND seq > ? AND kind IN ({','.join('?' * len(kinds))})")
+                        r, b, t = conn.execute(q, [stream, start, *sorted(kinds)]).fetchone()
+                        rows, nbytes = rows + int(r), nbytes + int(b)
+                        if t is not None and (oldest is None or t < oldest):
+                            oldest = float(t)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise self._translate(exc, "backlog") from exc
+        return rows, nbytes, oldest
+
+    def _streams_for(self, uplink: str, kinds: frozenset[str],
+                     after: Mapping[str, int] | None) -> list[tuple[str, int, int, frozenset[str]]]:
+        out = []
+        with self._state:
+            for stream, last in self._last.items():
+                skinds = self._kinds.get(stream, frozenset())
+                if not skinds & kinds:
+                    continue
+                start = self._acked.get((uplink, stream), 0)
+                if after and stream in after:
+                    start = max(start, int(after[stream]))
+                if start < last:
+                    out.append((stream, start, last, skinds))
+        return out
+
+    def _seal_due_gaps_nowait(self) -> None:
+        """Seal due gaps from the delivery side if the ingest side is idle (never waits for it)."""
+        if not self._ingest_lock.acquire(blocking=False):
+            return
+        try:
+            if self._closed:
+                return
+            if due_gaps_exist(self._ingest, time.time(), self.cfg.gap_interval):
+                self._seal_gaps(force=False)
+        except sqlite3.Error as exc:
+            self._rollback(self._ingest)
+            self._count_error(exc)
+            log.error("spool: sealing gap records failed: %s", exc)
+        finally:
+            self._ingest_lock.release()

@@ -1,0 +1,279 @@
+"""The ingest side of the spool: admission with seqs, the full policy, drops counted as gaps.
+
+Runs on the ingest connection under the ingest lock (the pipeline worker thread). Design and
+invariants: see the :mod:`edgekit.spool` package docstring.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+
+from ..errors import SpoolError, SpoolFull
+from .base import INSERT, KINDS, UPSERT_STREAM, SpoolBase, log, recovering
+from .gaps import note_drop, take_due_gaps
+
+__all__ = ["IngestSide"]
+
+
+class IngestSide(SpoolBase):
+    """``append``, ``append_many``, ``flush_gaps``, ``wait_for_space``."""
+
+    def append(self, stream: str, kind: str, blob: bytes, ts: float) -> int | None:
+        """Admit one record; returns its seq, or ``None`` if the full policy dropped it."""
+        return self.append_many([(stream, kind, blob, ts)])[0]
+
+    @recovering
+    def append_many(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
+        """Admit a group of records in ONE transaction (one fsync); seq or ``None`` (dropped) per item."""
+        self._check_open()
+        for stream, kind, blob, _ts in items:
+            if not isinstance(stream, str) or not stream:
+                raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
+            if kind not in KINDS:
+                raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
+            if not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
+        if not items:
+            return []
+        with self._ingest_lock:
+            self._check_open()
+            now = time.time()
+            self._maybe_check_disk(now, len(items))
+            try:
+                return self._admit(items, now)
+            except sqlite3.Error as exc:
+                self._rollback(self._ingest)
+                raise self._translate(exc, "append") from exc
+            except BaseException:  # SpoolFull raised inside the transaction, or anything unexpected
+                self._rollback(self._ingest)
+                raise
+
+    def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float) -> list[int | None]:
+        cfg, conn, quota = self.cfg, self._ingest, self.cfg.max_bytes
+        if cfg.full_policy == "block":
+            need = sum(len(b) for _, k, b, _ in items if k != "gap" and self._routing[k] and len(b) <= quota)
+            if need > quota:
+                raise SpoolError(f"batch of {need} bytes exceeds the spool quota of {quota} bytes; split it")
+            used, limit = self._used_and_limit()
+            if need and used + need > limit:
+                self._prune_ingest()
+                used, limit = self._used_and_limit()
+                if used + need > limit:
+                    with self._state:
+                        self._counters["blocked"] += 1
+                    raise SpoolFull(f"spool full ({used} of {limit} bytes used, {need} needed); "
+                                    "wait_for_space() and retry")
+        conn.execute("BEGIN IMMEDIATE")
+        used, limit = self._used_and_limit()
+        seqs: dict[str, int] = {}
+        kinds: dict[str, frozenset[str]] = {}
+        added = removed = added_rows = removed_rows = 0
+        drops: dict[str, int] = {}
+        unrouted = 0
+        pruned = False
+        results: list[int | None] = []
+
+        def next_seq(stream: str, kind: str) -> int:
+            seq = seqs.get(stream, self._last.get(stream, 0)) + 1
+            seqs[stream] = seq
+            known = kinds.get(stream, self._kinds.get(stream, frozenset()))
+            kinds[stream] = known | {kind}
+            return seq
+
+        def drop(stream: str, seq: int, reason: str) -> None:
+            note_drop(conn, stream, reason, seq, seq, 1, now)
+            drops[reason] = drops.get(reason, 0) + 1
+            results.append(None)
+
+        for stream, kind, blob, ts in items:
+            seq = next_seq(stream, kind)
+            size = len(blob)
+            if not self._routing[kind]:
+                unrouted += 1
+                results.append(seq)
+                continue
+            if kind != "gap":
+                if size > quota:
+                    drop(stream, seq, "oversize")
+                    continue
+                if used + added - removed + size > limit:
+                    if cfg.full_policy == "drop_newest":
+                        drop(stream, seq, "drop_newest")
+                        continue
+                    if cfg.full_policy == "block":  # only if the pre-check raced with disk checks
+                        raise SpoolFull("spool full; wait_for_space() and retry")
+                    if not pruned:
+                        n, b = self._prune_in_txn(conn, set(self._last) | set(seqs), None)
+                        removed_rows, removed, pruned = removed_rows + n, removed + b, True
+                    excess = used + added - removed + size - limit
+                    if excess > 0:
+                        n, b, by_stream = self._drop_oldest(conn, excess, now)
+                        removed_rows, removed = removed_rows + n, removed + b
+                        if n:
+                            drops["drop_oldest"] = drops.get("drop_oldest", 0) + n
+                    if used + added - removed + size > limit:
+                        drop(stream, seq, "drop_oldest")
+                        continue
+            conn.execute(INSERT, (stream, seq, kind, float(ts), size, zlib.crc32(blob), bytes(blob)))
+            added, added_rows = added + size, added_rows + 1
+            results.append(seq)
+        sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
+        for gstream, gblob in sealed:
+            conn.execute(INSERT, (gstream, next_seq(gstream, "gap"), "gap", now, len(gblob),
+                                   zlib.crc32(gblob), gblob))
+            added, added_rows = added + len(gblob), added_rows + 1
+        for stream, seq in seqs.items():
+            conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
+        conn.execute("COMMIT")
+        with self._state:
+            self._last.update(seqs)
+            self._kinds.update(kinds)
+            self._bytes += added - removed
+            self._rows += added_rows - removed_rows
+            c = self._counters
+            c["appended"] += sum(1 for r in results if r is not None) - unrouted
+            c["appended_bytes"] += added
+            c["unrouted"] += unrouted
+            c["gap_records"] += len(sealed)
+            for reason, n in drops.items():
+                c["dropped"][reason] = c["dropped"].get(reason, 0) + n
+            if removed:
+                self._state.notify_all()
+        if drops:
+            log.warning("spool full: dropped %s (counted in gap records)", drops)
+        return results
+
+    def _prune_ingest(self) -> None:
+        """Prune everything deletable in its own ingest transaction (block policy under pressure)."""
+        conn = self._ingest
+        conn.execute("BEGIN IMMEDIATE")
+        n, freed = self._prune_in_txn(conn, set(self._last), None)
+        with self._state:
+            conn.execute("COMMIT")
+            self._bytes -= freed
+            self._rows -= n
+            if n:
+                self._state.notify_all()
+
+    def _drop_oldest(self, conn: sqlite3.Connection, excess: int, now: float) -> tuple[int, int, dict[str, int]]:
+        """Delete the oldest non-gap rows until ``excess`` bytes are freed; note each drop."""
+        freed = n = 0
+        by_stream: dict[str, list[int]] = {}
+        while freed < excess:
+            batch = conn.execute("SELECT id, stream, seq, size FROM records WHERE kind != 'gap' "
+                                 "ORDER BY id LIMIT 256").fetchall()
+            if not batch:
+                break
+            victims = []
+            for rid, stream, seq, size in batch:
+                if freed >= excess:
+                    break
+                victims.append((rid,))
+                by_stream.setdefault(stream, []).append(int(seq))
+                freed, n = freed + int(size), n + 1
+            conn.executemany("DELETE FROM records WHERE id = ?", victims)
+        for stream, seqs_ in by_stream.items():
+            note_drop(conn, stream, "drop_oldest", min(seqs_), max(seqs_), len(seqs_), now)
+        return n, freed, {s: len(v) for s, v in by_stream.items()}
+
+    def _used_and_limit(self) -> tuple[int, int]:
+        with self._state:
+            used = self._bytes
+            limit = min(self.cfg.max_bytes, used) if self._disk_low else self.cfg.max_bytes
+        return used, limit
+
+    def _maybe_check_disk(self, now: float, n: int, force: bool = False) -> None:
+        self._appends_since_disk_check += n
+        if not (force or self._appends_since_disk_check >= self.cfg.disk_check_every
+                or now - self._disk_checked_at >= self.cfg.disk_check_interval):
+            return
+        self._appends_since_disk_check = 0
+        self._disk_checked_at = now
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            log.warning("cannot read free space of %s: %s", self.path.parent, exc)
+            return
+        low = free < self.cfg.reserve_free_bytes
+        if low and not self._disk_low:
+            log.error("free disk %d bytes < reserve %d: spool %s stops growing (policy %s)",
+                      free, self.cfg.reserve_free_bytes, self.path, self.cfg.full_policy)
+        with self._state:
+            self._disk_low = low
+
+    @recovering
+    def flush_gaps(self, force: bool = True) -> int:
+        """Seal open gaps into gap records now (all of them if ``force``); returns how many."""
+        self._check_open()
+        with self._ingest_lock:
+            try:
+                return self._seal_gaps(force)
+            except sqlite3.Error as exc:
+                self._rollback(self._ingest)
+                raise self._translate(exc, "flush_gaps") from exc
+            except BaseException:
+                self._rollback(self._ingest)
+                raise
+
+    def _seal_gaps(self, force: bool) -> int:
+        """Caller holds the ingest lock."""
+        conn, now = self._ingest, time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        sealed = take_due_gaps(conn, now, self.cfg.gap_interval, force)
+        seqs: dict[str, int] = {}
+        added = 0
+        for gstream, blob in sealed:
+            seq = seqs.get(gstream, self._last.get(gstream, 0)) + 1
+            seqs[gstream] = seq
+            conn.execute(INSERT, (gstream, seq, "gap", now, len(blob), zlib.crc32(blob), blob))
+            conn.execute(UPSERT_STREAM, (gstream, seq, "gap"))
+            added += len(blob)
+        conn.execute("COMMIT")
+        with self._state:
+            self._last.update(seqs)
+            for s in seqs:
+                self._kinds[s] = frozenset({"gap"}) | self._kinds.get(s, frozenset())
+            self._bytes += added
+            self._rows += len(sealed)
+            self._counters["gap_records"] += len(sealed)
+        return len(sealed)
+
+    def wait_for_space(self, timeout: float, nbytes: int = 1) -> bool:
+        """Block (worker thread) until ``nbytes`` more would fit, at most ``timeout`` s; True if they do."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_open()
+            self._maybe_check_disk(time.time(), 0, force=True)
+            used, limit = self._used_and_limit()
+            if used + nbytes <= limit:
+                return True
+            self.prune(all_streams=True)
+            used, limit = self._used_and_limit()
+            if used + nbytes <= limit:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._state:
+                self._state.wait(min(remaining, 0.25))
+
+    def _prune_in_txn(self, conn: sqlite3.Connection, streams: set[str],
+                      acked: Mapping[tuple[str, str], int] | None) -> tuple[int, int]:
+        """Unbounded prune inside the caller's ingest transaction (only under quota pressure)."""
+        if acked is None:
+            acked = {(u, s): int(a) for u, s, a in conn.execute("SELECT uplink, stream, acked FROM cursors")}
+        n = freed = 0
+        for stream in streams:
+            for kind in self._kinds.get(stream, frozenset()):
+                floor = self._floor(stream, kind, acked)
+                if floor > 0:
+                    sizes = conn.execute("DELETE FROM records WHERE stream = ? AND seq <= ? AND kind = ? RETURNING size",
+                                         (stream, floor, kind)).fetchall()
+                    n, freed = n + len(sizes), freed + sum(s for (s,) in sizes)
+        with self._state:
+            self._counters["pruned"] += n
+        return n, freed
