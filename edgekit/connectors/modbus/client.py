@@ -66,9 +66,9 @@ class _DeviceState:
     scans: int = 0
     reported: dict[str, float] = field(default_factory=dict)  # deadband memory
     last_values: dict[str, float] = field(default_factory=dict)
-    class_tags: dict[str, tuple[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
+    layouts: dict[str, tuple[list[ReadRequest], tuple[tuple[str, ...], dict[int, slice], dict[str, int]]]] = field(
+        default_factory=dict)
     tag_map: dict[str, ResolvedTag] = field(default_factory=dict)
-    pos_cache: dict[int, tuple[ReadRequest, np.ndarray]] = field(default_factory=dict)
     deadband_classes: dict[str, bool] = field(default_factory=dict)
 
     speed_tags: frozenset[str] = frozenset()
@@ -77,21 +77,24 @@ class _DeviceState:
         self.tag_map = {t.name: t for t in self.dev.tags}
         self.speed_tags = frozenset(w.speed_tag for w in self.dev.waveforms if w.speed_tag)
 
-    def tags_of(self, cls: str) -> tuple[tuple[str, ...], dict[str, int]]:
-        if cls not in self.class_tags:
-            names = tuple(t.name for t in self.dev.tags if t.poll == cls)
-            self.class_tags[cls] = (names, {n: i for i, n in enumerate(names)})
-        return self.class_tags[cls]
+    def layout(self, cls: str) -> tuple[tuple[str, ...], dict[int, slice], dict[str, int]]:
+        """Tag order of the class's batches: plan order, so each planned request fills one slice.
 
-    def positions(self, cls: str, req: ReadRequest) -> np.ndarray:
-        """Indices of ``req``'s tags in the class's batch (cached per request object)."""
-        key = id(req)
-        hit = self.pos_cache.get(key)
-        if hit is None or hit[0] is not req:
-            index = self.tags_of(cls)[1]
-            hit = (req, np.array([index[t.name] for t in req.tags], dtype=np.intp))
-            self.pos_cache[key] = hit
+        Rebuilt whenever the planner rebuilds its plan (a new request list)."""
+        reqs = self.planner.requests(cls)
+        hit = self.layouts.get(cls)
+        if hit is None or hit[0] is not reqs:
+            names: list[str] = []
+            slices: dict[int, slice] = {}
+            for r in reqs:
+                slices[id(r)] = slice(len(names), len(names) + len(r.tags))
+                names += [t.name for t in r.tags]
+            hit = (reqs, (tuple(names), slices, {n: i for i, n in enumerate(names)}))
+            self.layouts[cls] = hit
         return hit[1]
+
+    def tags_of(self, cls: str) -> tuple[str, ...]:
+        return self.layout(cls)[0]
 
     def has_deadband(self, cls: str) -> bool:
         if cls not in self.deadband_classes:
@@ -106,6 +109,10 @@ class _Job:
     poll_class: str
     interval: float
     reader: WaveformReader | None = None
+
+
+def _indices(pos: slice | np.ndarray, n: int) -> list[int]:
+    return list(range(n)[pos]) if isinstance(pos, slice) else pos.tolist()
 
 
 class _Backoff:
@@ -340,7 +347,7 @@ class ModbusConnector:
         for job in jobs:
             if job.due <= now:
                 if job.reader is None:
-                    names, _ = job.ds.tags_of(job.poll_class)
+                    names = job.ds.tags_of(job.poll_class)
                     await self._emit(job.ds, job.poll_class, names, np.full(len(names), np.nan),
                                      np.full(len(names), time.time()), np.full(len(names), Quality.BAD, np.uint8),
                                      [f"not connected: {reason}"] * len(names), None)
@@ -427,11 +434,12 @@ class ModbusConnector:
         return True
 
     async def _scan(self, ds: _DeviceState, cls: str) -> None:
-        names, _ = ds.tags_of(cls)
+        names = ds.tags_of(cls)
         n = len(names)
         results: list[tuple[ReadRequest, Any, EdgekitError | None, float]] = []
         me = asyncio.current_task()
-        for req in ds.planner.requests(cls):
+        planned = ds.planner.requests(cls)
+        for req in planned:
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError
             if not self.link.connected:
@@ -447,8 +455,14 @@ class ModbusConnector:
         texts: list[str | None] | None = None
         answered = False
         first_error: EdgekitError | None = None
+        if ds.planner.requests(cls) is planned:
+            _, slices, index = ds.layout(cls)
+        else:  # a refusal was learned during this scan: the batch keeps the order it started with
+            slices, index = {}, {nm: i for i, nm in enumerate(names)}
         for req, raw, exc, mid in results:
-            pos = ds.positions(cls, req)
+            pos: slice | np.ndarray | None = slices.get(id(req))
+            if pos is None:  # a bisected part of a planned request
+                pos = np.array([index[t.name] for t in req.tags], dtype=np.intp)
             src[pos] = mid
             if exc is None:
                 try:
@@ -461,7 +475,7 @@ class ModbusConnector:
                     quality[pos] = Quality.GOOD
                     if txt is not None:
                         texts = texts or [None] * n
-                        for p, text in zip(pos.tolist(), txt, strict=True):
+                        for p, text in zip(_indices(pos, n), txt, strict=True):
                             if text is not None:
                                 texts[p] = text
                     continue
@@ -470,7 +484,7 @@ class ModbusConnector:
             first_error = first_error or exc
             reasons = reasons or [""] * n
             reason = f"{type(exc).__name__}: {exc}"
-            for p in pos.tolist():
+            for p in _indices(pos, n):
                 reasons[p] = reason
         if answered:
             now = time.time()
