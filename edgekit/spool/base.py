@@ -82,6 +82,7 @@ class SpoolBase:
     _disk_low: bool
     _disk_checked_at: float
     _appends_since_disk_check: int
+    _blocked_need: int
     _counters: dict[str, Any]
 
     # implemented by the sides / the Spool; declared so each side type-checks on its own

@@ -65,8 +65,10 @@ class IngestSide(SpoolBase):
                 if used + need > limit:
                     with self._state:
                         self._counters["blocked"] += 1
+                    self._blocked_need = need
                     raise SpoolFull(f"spool full ({used} of {limit} bytes used, {need} needed); "
                                     "wait_for_space() and retry")
+        self._blocked_need = 0
         conn.execute("BEGIN IMMEDIATE")
         used, limit = self._used_and_limit()
         seqs: dict[str, int] = {}
@@ -242,8 +244,14 @@ class IngestSide(SpoolBase):
             self._counters["gap_records"] += len(sealed)
         return len(sealed)
 
-    def wait_for_space(self, timeout: float, nbytes: int = 1) -> bool:
-        """Block (worker thread) until ``nbytes`` more would fit, at most ``timeout`` s; True if they do."""
+    def wait_for_space(self, timeout: float, nbytes: int | None = None) -> bool:
+        """Block (worker thread) until ``nbytes`` more would fit, at most ``timeout`` s; True if they do.
+
+        ``nbytes`` defaults to what the last call refused with :class:`SpoolFull` needed, so the
+        usual ``except SpoolFull: wait_for_space(1.0)`` retry loop does not spin on a few free bytes.
+        """
+        if nbytes is None:
+            nbytes = max(1, self._blocked_need)
         deadline = time.monotonic() + timeout
         while True:
             self._check_open()

@@ -54,6 +54,7 @@ class Spool(IngestSide, DeliverySide):
         self._disk_low = False
         self._disk_checked_at = 0.0
         self._appends_since_disk_check = 0
+        self._blocked_need = 0
         self._counters: dict[str, Any] = {
             "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gap_records": 0,
             "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {},

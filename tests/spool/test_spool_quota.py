@@ -64,6 +64,8 @@ def test_block_raises_spoolfull_admits_nothing_and_wait_for_space(tmp_path: Path
     with pytest.raises(SpoolFull):
         s.append_many([(F, "features", b"f" * 100, 0.0)] * 2)  # all or nothing
     assert s.stats()["blocked"] == 1 and s.stats()["dropped"] == {}
+    assert s.wait_for_space(0.0, 100)  # 100 bytes are free ...
+    assert not s.wait_for_space(0.05)  # ... but the refused call needed 200: no busy retry loop
     assert s.append(F, "features", b"f" * 100, 0.0) == 10  # the failed call consumed no seq
     assert not s.wait_for_space(0.05, 100)
 
