@@ -140,7 +140,7 @@ class IngestSide(SpoolBase):
             c["appended"] += sum(1 for r in results if r is not None) - unrouted
             c["appended_bytes"] += added
             c["unrouted"] += unrouted
-            c["gap_records"] += len(sealed)
+            c["gaps"] += len(sealed)
             for reason, n in drops.items():
                 c["dropped"][reason] = c["dropped"].get(reason, 0) + n
             if removed:
@@ -241,7 +241,7 @@ class IngestSide(SpoolBase):
                 self._kinds[s] = frozenset({"gap"}) | self._kinds.get(s, frozenset())
             self._bytes += added
             self._rows += len(sealed)
-            self._counters["gap_records"] += len(sealed)
+            self._counters["gaps"] += len(sealed)
         return len(sealed)
 
     def wait_for_space(self, timeout: float, nbytes: int | None = None) -> bool:

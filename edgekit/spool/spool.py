@@ -56,7 +56,7 @@ class Spool(IngestSide, DeliverySide):
         self._appends_since_disk_check = 0
         self._blocked_need = 0
         self._counters: dict[str, Any] = {
-            "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gap_records": 0,
+            "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gaps": 0,
             "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {},
         }
         self.epoch = ""
@@ -133,7 +133,7 @@ class Spool(IngestSide, DeliverySide):
             conn.execute(UPSERT_STREAM, (gs, 1, "gap"))
         conn.execute("COMMIT")
         self._counters["quarantined"] += 1
-        self._counters["gap_records"] += len(gaps)
+        self._counters["gaps"] += len(gaps)
         return conn
 
     def _reopen_quarantined(self, problem: str) -> None:

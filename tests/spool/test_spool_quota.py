@@ -24,6 +24,7 @@ def test_drop_newest_counts_every_drop_exactly(tmp_path: Path) -> None:
     assert s.stats()["open_gaps"] == {F: 16}  # coalesced, not sealed yet (interval 1 h)
     assert gaps(s) == []
     assert s.flush_gaps() == 1
+    assert s.stats()["gaps"] == 1 and s.stats()["open_gaps"] == {}
     (g,) = gaps(s)
     assert (g.stream, g.first_seq, g.last_seq, g.count, g.reason) == (F, 11, 26, 16, "drop_newest")
     s.ack("a", F, 10)
