@@ -81,9 +81,10 @@ first drop)`` appended as kind ``gap`` to stream ``gap/S`` (:func:`gap_stream`).
 gap record of ``S`` is still stored (not yet acknowledged: the uplink is probably down) the window
 is ``60 x gap_interval``, so an outage accumulates one gap row per stream per minute, not per second
 (gap rows are exempt from the quota, so they must stay few). ``count`` is exact; the range may also
-contain seqs that were delivered (drops interleaved with admissions), so upstream checks
-``count == (last_seq - first_seq + 1) - delivered seqs in range``. Route ``"gap"`` to every uplink
-that should hear about losses.
+contain seqs that were kept and delivered (drops interleaved with admissions). Upstream sees
+``missing seqs in range == count`` for ``drop_newest``/``oversize`` (never sent) and
+``missing <= count`` for ``drop_oldest``/``corrupt`` (a dropped row may have been sent already).
+Route ``"gap"`` to every uplink that should hear about losses.
 
 Corruption and disk full
 ------------------------
