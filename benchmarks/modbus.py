@@ -148,7 +148,7 @@ def measure(quick: bool) -> dict[str, Any]:
     from edgekit.connectors.modbus.device import resolve_device
     from edgekit.connectors.modbus.planner import ReadPlanner
 
-    seconds, rounds = (1.5, 2) if quick else (3.0, 4)
+    seconds, rounds = (1.0, 3) if quick else (2.0, 6)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(DEVICES)],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})

@@ -3,9 +3,9 @@ check of every response.
 
 pymodbus's own retries and auto-reconnect are switched off (``retries=0``, ``reconnect_delay=0``):
 the poller owns both, so timeouts, backoff and down/up reporting follow edgekit's rules. Every
-request goes through :meth:`ModbusLink.execute`, which holds the bus lock (one request at a time per
-connection — required on a serial bus), applies the per-request timeout with retries, keeps the RTU
-inter-frame silence, and turns every outcome into registers/bits or an edgekit error:
+request goes through :meth:`ModbusLink.execute`: one request at a time per connection (pymodbus'
+transaction lock; on RTU also the bus lock, which keeps the inter-frame silence inside it), retries
+of timed-out requests, and every outcome turned into registers/bits or an edgekit error:
 
 * no answer within ``timeout`` (after ``retries``) → :class:`~edgekit.errors.DeviceTimeout`;
 * exception response → :class:`ModbusExceptionResponse` (a ``DeviceRefused`` with ``code``);
@@ -145,34 +145,42 @@ class ModbusLink:
         self.connected_since = None
 
     async def execute(self, method: str, *args: Any, unit: int, **kwargs: Any) -> Any:
-        """Call ``client.<method>`` under the bus lock with timeout and retries; return the response PDU."""
+        """Call ``client.<method>`` with retries; return the response PDU.
+
+        pymodbus itself runs one transaction at a time per client; the bus lock is taken in addition
+        only where silence must be kept between frames (RTU), so that the pause belongs to the bus."""
+        if self.inter_frame_s:
+            async with self.lock:
+                return await self._attempts(method, args, unit, kwargs)
+        return await self._attempts(method, args, unit, kwargs)
+
+    async def _attempts(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any]) -> Any:
         attempts = self.cfg.retries + 1
-        async with self.lock:
-            for attempt in range(attempts):
-                client = self._client
-                if client is None or not client.connected:
-                    raise ConnectorError(f"not connected to {self.where}")
-                self.requests += 1
-                try:
-                    # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
-                    # beyond that is the poll loop watchdog's business (no second timer per request)
-                    return await getattr(client, method)(*args, device_id=unit, **kwargs)
-                except (TimeoutError, ModbusIOException) as exc:
-                    # pymodbus raises ModbusIOException for "no response" and for a stale answer
-                    # (transaction/device id mismatch after an earlier timeout): both are retried
-                    self.timeouts += 1
-                    if attempt + 1 == attempts:
-                        raise DeviceTimeout(
-                            f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
-                            f"({attempts} attempt{'s' if attempts > 1 else ''})"
-                        ) from exc
-                except ConnectionException as exc:
-                    raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
-                except (OSError, ModbusException) as exc:
-                    raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
-                finally:
-                    if self.inter_frame_s:
-                        await asyncio.sleep(self.inter_frame_s)
+        for attempt in range(attempts):
+            client = self._client
+            if client is None or not client.connected:
+                raise ConnectorError(f"not connected to {self.where}")
+            self.requests += 1
+            try:
+                # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
+                # beyond that is the poll loop watchdog's business (no second timer per request)
+                return await getattr(client, method)(*args, device_id=unit, **kwargs)
+            except (TimeoutError, ModbusIOException) as exc:
+                # pymodbus raises ModbusIOException for "no response" and for a stale answer
+                # (transaction/device id mismatch after an earlier timeout): both are retried
+                self.timeouts += 1
+                if attempt + 1 == attempts:
+                    raise DeviceTimeout(
+                        f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
+                        f"({attempts} attempt{'s' if attempts > 1 else ''})"
+                    ) from exc
+            except ConnectionException as exc:
+                raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
+            except (OSError, ModbusException) as exc:
+                raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                if self.inter_frame_s:
+                    await asyncio.sleep(self.inter_frame_s)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def read(self, table: str, start: int, count: int, unit: int) -> npt.NDArray[np.generic]:
