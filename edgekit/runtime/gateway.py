@@ -35,7 +35,7 @@ import numpy as np
 
 from ..codec import Record, kind_of, pack
 from ..config.schema import GatewayConfig
-from ..errors import ConfigError, EdgekitError, SpoolFull
+from ..errors import ConfigError, EdgekitError, SpoolError, SpoolFull
 from ..types import Event, EventKind, FeatureFrame, PointBatch, Severity, WaveformBlock
 from .metrics import GatewayMetrics, MetricsServer
 from .supervisor import Supervisor
@@ -92,7 +92,7 @@ class Gateway:
         self._zones: dict[tuple[str, str], int] = {}
         self._alarm_assets: set[str] = set()
         self.alarm_counts: dict[str, int] = {}
-        self.counts = {"received": 0, "processed": 0, "blocks": 0, "frames": 0, "points": 0, "records": 0, "events": 0, "bad_blocks": 0}
+        self.counts = {"received": 0, "processed": 0, "blocks": 0, "frames": 0, "points": 0, "records": 0, "events": 0, "lost": 0}
         self.latest: dict[str, dict[str, Any]] = {}  # per asset: last features summary (for views)
         self._metrics_server: MetricsServer | None = None
         self._processor: asyncio.Task[None] | None = None
@@ -319,6 +319,7 @@ class Gateway:
             kind = kind_of(r)
             asset = gw if kind in ("event", "gap") else getattr(r, "asset", None) or getattr(r, "device", gw)
             rows.append((f"{kind}/{asset}", kind, pack(r), now))
+        failures = 0
         while True:
             try:
                 self.spool.append_many(rows)
@@ -327,6 +328,17 @@ class Gateway:
                 # back-pressure: the worker waits, the queue fills, the connectors slow down
                 self.metrics.errors.labels("spool_full").inc()
                 self.spool.wait_for_space(1.0)
+            except SpoolError as exc:
+                # disk full or a corrupt file (already quarantined, new epoch): retry a few times,
+                # then give up on this batch loudly — never crash the gateway
+                failures += 1
+                self.metrics.errors.labels(type(exc).__name__).inc()
+                if failures > 3:
+                    log.error("spool refused %d records %d times, they are lost: %s", len(rows), failures, exc)
+                    self.counts["lost"] += len(rows)
+                    return
+                log.warning("spool refused a batch (%s); retrying", exc)
+                time.sleep(0.5 * failures)
         for _, kind, _, _ in rows:
             self.metrics.records.labels(kind).inc()
         self.counts["records"] += len(rows)
