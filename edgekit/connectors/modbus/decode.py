@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ import numpy.typing as npt
 from ...errors import DecodeError
 from .device import ResolvedTag
 
-__all__ = ["BlockDecoder", "compile_decoder", "decode_samples", "encode_value", "to_registers"]
+__all__ = ["BlockDecoder", "compile_decoder", "decode_order", "decode_samples", "encode_value", "to_registers"]
 
 U16 = npt.NDArray[np.uint16]
 F64 = npt.NDArray[np.float64]
@@ -72,11 +73,27 @@ class _Group:
     dtype: str
 
 
+_NATIVE_LITTLE = sys.byteorder == "little"
+
+
 def _byte_index(offset: int, words: int, order: str) -> list[int]:
-    """Byte positions (in the block as big-endian bytes) of a value's bytes, most significant first."""
+    """Positions, in the block's native-endian uint16 bytes, of a value's bytes, most significant
+    first (the host's byte order is folded in here, so decoding needs no byte swap)."""
     regs = range(offset + words - 1, offset - 1, -1) if _WORD_SWAP[order] else range(offset, offset + words)
-    pair = (1, 0) if _BYTE_SWAP[order] else (0, 1)
+    pair = (1, 0) if _BYTE_SWAP[order] else (0, 1)  # (high byte, low byte) of the wire register
+    if _NATIVE_LITTLE:
+        pair = (1 - pair[0], 1 - pair[1])
     return [2 * r + b for r in regs for b in pair]
+
+
+_KIND_RANK = {k: i for i, k in enumerate(
+    ("int16", "uint16", "float16", "int32", "uint32", "float32", "int64", "uint64", "float64", "bool", "bit", "string"))}
+
+
+def decode_order(tags: Sequence[ResolvedTag]) -> tuple[ResolvedTag, ...]:
+    """The tag order a request decodes fastest in: numeric types grouped (each group fills one slice
+    of the output), then bools, bits and strings; by address inside each group."""
+    return tuple(sorted(tags, key=lambda t: (_KIND_RANK[t.type], t.address, t.name)))
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,9 @@ class BlockDecoder:
     strings: tuple[tuple[int, int, int, bool], ...]  # (position, offset, length, byteswap)
     scale: F64
     offset: F64
-    identity: bool  # every scale 1 and offset 0
+    scaled: bool  # some scale != 1
+    offset_any: bool  # some offset != 0
+    direct: bool  # numeric tags come first, in group order (see decode_order)
 
     def decode(self, raw: npt.NDArray[np.generic]) -> tuple[F64, list[str | None] | None]:
         """Return (values, texts): engineering values (NaN for strings) and the text of string tags."""
@@ -111,19 +130,25 @@ class BlockDecoder:
         if self.bits:
             out[self.bool_pos] = raw[self.bool_off] != 0
             return out, None
-        regs = raw.astype(np.uint16, copy=False)
+        regs: U16 = raw if raw.dtype == np.uint16 else raw.astype(np.uint16)  # type: ignore[assignment]
         if self.groups:
-            gathered = regs.astype(">u2").view(np.uint8)[self.byte_idx]
-            num = np.empty(self.num_pos.shape[0], dtype=np.float64)
-            for g in self.groups:
-                num[g.values] = gathered[g.byte_slice].view(g.dtype)
-            out[self.num_pos] = num
+            gathered = regs.view(np.uint8)[self.byte_idx]
+            if self.direct:  # tags in decode order: each type fills its own slice of the output
+                for g in self.groups:
+                    out[g.values] = gathered[g.byte_slice].view(g.dtype)
+            else:
+                num = np.empty(self.num_pos.shape[0], dtype=np.float64)
+                for g in self.groups:
+                    num[g.values] = gathered[g.byte_slice].view(g.dtype)
+                out[self.num_pos] = num
         if self.bool_pos.size:
             out[self.bool_pos] = regs[self.bool_off] != 0
         if self.bit_pos.size:
             out[self.bit_pos] = (regs[self.bit_off] >> self.bit_num) & 1
-        if not self.identity:
-            out = out * self.scale + self.offset
+        if self.scaled:
+            out *= self.scale
+        if self.offset_any:
+            out += self.offset
         texts: list[str | None] | None = None
         if self.strings:
             texts = [None] * self.n_tags
@@ -142,11 +167,10 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
     needed = max((t.end - start for t in tags), default=0)
     scale = np.array([t.scale for t in tags], dtype=np.float64)
     offset = np.array([t.offset for t in tags], dtype=np.float64)
-    identity = bool(np.all(scale == 1.0) and np.all(offset == 0.0))
     if bits:
         return BlockDecoder(n, needed, True, (), empty, empty, np.arange(n, dtype=np.intp),
                             np.array([t.address - start for t in tags], dtype=np.intp),
-                            empty, empty, np.empty(0, np.uint16), (), scale, offset, True)
+                            empty, empty, np.empty(0, np.uint16), (), scale, offset, False, False, True)
     by_kind: dict[str, list[int]] = {}
     bool_pos, bit_pos, strings = [], [], []
     for i, t in enumerate(tags):
@@ -171,7 +195,8 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
         n, needed, False, tuple(groups), np.array(idx_parts, dtype=np.intp), np.array(pos_parts, dtype=np.intp),
         np.array(bool_pos, dtype=np.intp), np.array([tags[i].address - start for i in bool_pos], dtype=np.intp),
         np.array(bit_pos, dtype=np.intp), np.array([tags[i].address - start for i in bit_pos], dtype=np.intp),
-        np.array([tags[i].bit for i in bit_pos], dtype=np.uint16), tuple(strings), scale, offset, identity,
+        np.array([tags[i].bit for i in bit_pos], dtype=np.uint16), tuple(strings), scale, offset,
+        bool(np.any(scale != 1.0)), bool(np.any(offset != 0.0)), pos_parts == list(range(len(pos_parts))),
     )
 
 

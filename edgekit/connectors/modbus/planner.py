@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .config import BIT_TABLES
-from .decode import BlockDecoder, compile_decoder
+from .decode import BlockDecoder, compile_decoder, decode_order
 from .device import ResolvedDevice, ResolvedTag
 
 __all__ = ["ReadPlanner", "ReadRequest", "coalesce", "format_device_plan", "split"]
@@ -46,7 +46,7 @@ class ReadRequest:
         return self.start + self.count
 
     def describe(self) -> str:
-        names = ", ".join(t.name for t in self.tags)
+        names = ", ".join(t.name for t in sorted(self.tags, key=lambda t: (t.address, t.name)))
         unit = "bits" if self.table in BIT_TABLES else "regs"
         return f"FC{self.function_code:02d} {self.table:<16} {self.start:>5}..{self.end - 1:<5} ({self.count} {unit}): {names}"
 
@@ -54,7 +54,7 @@ class ReadRequest:
 def make_request(table: str, tags: Sequence[ResolvedTag]) -> ReadRequest:
     start = min(t.address for t in tags)
     end = max(t.end for t in tags)
-    ordered = tuple(sorted(tags, key=lambda t: (t.address, t.name)))
+    ordered = decode_order(tags)
     return ReadRequest(table, start, end - start, ordered,
                        compile_decoder(ordered, start, bits=table in BIT_TABLES))
 
