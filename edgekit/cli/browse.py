@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 
 from ..config.parse import Secret
-from ..connectors.opcua.browse import browse, summary, to_profile_toml
 from ..connectors.opcua.config import OpcUaConnectionConfig
-from ..connectors.opcua.session import open_session
 from ..errors import ConfigError
 
 
@@ -71,6 +69,9 @@ def _config(args: argparse.Namespace) -> OpcUaConnectionConfig:
 
 async def _walk(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    from ..connectors.opcua.browse import browse, summary, to_profile_toml
+    from ..connectors.opcua.session import open_session
+
     client, security = await open_session(cfg)
     try:
         result = await browse(client, args.root, args.depth, args.max_nodes, args.filter)

@@ -12,7 +12,6 @@ import argparse
 import socket
 from pathlib import Path
 
-from ..connectors.opcua.certgen import generate as generate_cert
 from ..errors import ConfigError
 
 
@@ -30,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def generate(args: argparse.Namespace) -> int:
+    from ..connectors.opcua.certgen import generate as generate_cert
+
     if ":" not in args.uri:
         raise ConfigError("--uri", f"{args.uri!r} is not a URI (like urn:acme:gateway:line1)")
     if args.days < 1:

@@ -12,9 +12,13 @@ See docs/opcua.md for the configuration and connectors/opcua/*.toml for device p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ... import config as _config  # noqa: F401 — import the schema first (it imports .config)
 from .config import NodeConfig, NodeRef, OpcUaConnectionConfig, WaveformChannelConfig, WaveformConfig
-from .connector import OpcUaConnector
+
+if TYPE_CHECKING:
+    from .connector import OpcUaConnector
 
 __all__ = [
     "NodeConfig",
@@ -27,6 +31,17 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # asyncua costs ~1 s to import: only load the client when it is used, not with the config types
+    if name == "OpcUaConnector":
+        from .connector import OpcUaConnector
+
+        return OpcUaConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build(cfg: OpcUaConnectionConfig) -> OpcUaConnector:
     """The connector for one ``[[opcua]]`` section (profile expanded, config already validated)."""
+    from .connector import OpcUaConnector
+
     return OpcUaConnector(cfg)
