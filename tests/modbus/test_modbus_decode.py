@@ -3,7 +3,9 @@ register vectors, strings, bits, and fuzzed blocks that may only ever raise Deco
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 import struct
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgekit.connectors.modbus.decode import compile_decoder, decode_samples, encode_value
+from edgekit.connectors.modbus.decode import compile_decoder, decode_order, decode_samples, encode_value
 from edgekit.connectors.modbus.device import ResolvedTag
 from edgekit.errors import DecodeError
 
@@ -48,6 +50,32 @@ def test_every_type_and_byte_order(kind: str, order: str) -> None:
     assert texts is None
     assert values[0] == pytest.approx(SAMPLE[kind], rel=1e-6 if kind != "float16" else 1e-3)
     assert encode_value(t, SAMPLE[kind]) == wire_registers(kind, SAMPLE[kind], order)
+
+
+@pytest.mark.parametrize("planned", [True, False])
+def test_many_types_in_one_block_struct_path_matches_numpy_path(planned: bool) -> None:
+    # 3+ numeric types in one block decode with one struct.unpack; it must agree with the per-type
+    # numpy path and with the byte-level reference for every type x byte order, in either tag order
+    tags, regs = [], []
+    for kind in FMT:
+        for order in ORDERS:
+            t = tag(f"{kind}_{order}", len(regs), kind, order, scale=2.0 if kind == "int16" else 1.0)
+            tags.append(t)
+            regs += wire_registers(kind, SAMPLE[kind], order)
+    if planned:
+        tags = list(decode_order(tags))
+    else:
+        random.Random(7).shuffle(tags)
+    dec = compile_decoder(tags, 0, bits=False)
+    assert dec.unpack is not None
+    block = np.array(regs, np.uint16)
+    values, texts = dec.decode(block)
+    slow, _ = dataclasses.replace(dec, unpack=None).decode(block)
+    assert texts is None
+    assert values.tolist() == slow.tolist()
+    for t, v in zip(tags, values.tolist(), strict=True):
+        want = SAMPLE[t.type] * t.scale
+        assert v == pytest.approx(want, rel=1e-6 if t.type != "float16" else 1e-3), t.name
 
 
 def test_known_vectors_float32_1_5() -> None:
@@ -95,6 +123,13 @@ def test_bit_table_decode() -> None:
     tags = [tag("a", 0, "bool", table="coil"), tag("b", 5, "bool", table="coil")]
     values, _ = compile_decoder(tags, 0, bits=True).decode(np.array([1, 0, 0, 0, 0, 1], np.uint8))
     assert values.tolist() == [1.0, 1.0]
+    run = [tag(f"c{i}", i, "bool", table="coil") for i in range(4)]  # contiguous from 0: slice path
+    dec = compile_decoder(run, 0, bits=True)
+    assert dec.bool_run is not None
+    values, _ = dec.decode(np.array([1, 0, 2, 0, 1], np.uint8))
+    assert values.tolist() == [1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(DecodeError, match="expected 4"):
+        dec.decode(np.array([1, 0, 1], np.uint8))
 
 
 def test_short_block_is_a_decode_error() -> None:
