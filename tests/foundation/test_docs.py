@@ -35,3 +35,12 @@ def test_readme_first_commands_are_make_demo_and_make_test() -> None:
     assert "make demo" in readme and "make test" in readme
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_docs_site_builds_strict(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
