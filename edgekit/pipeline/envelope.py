@@ -89,6 +89,7 @@ class Envelope(Stage):
         self.peak_bins_ = (p0, p1)
         self.df_ = df
         self.zscale_ = np.float32(2.0 * m / n)
+        self.lines_: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # bearing-line bins per shaft speed
 
     def _kurtogram_plan(self, fs: float, n: int) -> list[tuple[np.ndarray, int]]:
         """Candidate bands grouped by width: ``[(start bins, width in bins), ...]``.
@@ -188,7 +189,21 @@ class Envelope(Stage):
             out[:, 2:] = np.nan  # no speed for this block: lines unknown, the peak still is
             return out
         fr = speed_or_fallback("Envelope bearing lines", speed_hz, self.rpm)
-        mult = self.geometry.multipliers().as_dict()
+        idx, usable = self._line_bins(fr)
+        line = amp[:, idx].max(axis=-1)  # (c, defect, harmonic); index 0 reads amp[:, 0] = 0
+        rss = np.sqrt(np.sum(np.where(usable, np.square(line), 0.0), axis=-1))
+        rss[:, ~usable[:, 0]] = np.nan
+        out[:, 2:] = rss
+        return out
+
+    def _line_bins(self, fr: float) -> tuple[np.ndarray, np.ndarray]:
+        """Search bins ``(defect, harmonic, width)`` for shaft speed ``fr`` (outside the window: 0,
+        where the amplitude is 0) and which harmonics lie within the envelope range; cached per speed."""
+        cache = self.lines_
+        hit = cache.get(fr)
+        if hit is not None:
+            return hit
+        mult = self.geometry.multipliers().as_dict() if self.geometry is not None else {}
         f = np.array([mult[d] for d in _DEFECTS])[:, None] * fr * np.arange(1, self.bearing_harmonics + 1)
         lo = np.floor(f * (1 - self.slip_tolerance) / self.df_).astype(np.intp)
         hi = np.ceil(f * (1 + self.slip_tolerance) / self.df_).astype(np.intp)
@@ -198,10 +213,8 @@ class Envelope(Stage):
         width = int((hi - lo).max()) + 1
         idx = lo[..., None] + np.arange(width)  # (defect, harmonic, width)
         valid = (idx <= hi[..., None]) & (idx >= 1) & (idx <= self.kmax_)
-        vals = np.where(valid, amp[:, np.clip(idx, 0, self.kmax_)], 0.0)
-        line = vals.max(axis=-1)  # (c, defect, harmonic)
-        usable = centre <= self.kmax_
-        rss = np.sqrt(np.sum(np.where(usable, np.square(line), 0.0), axis=-1))
-        rss[:, ~usable[:, 0]] = np.nan
-        out[:, 2:] = rss
-        return out
+        plan = (np.where(valid, idx, 0), centre <= self.kmax_)
+        if len(cache) >= 16:  # a varying block speed: keep the cache small
+            cache.clear()
+        cache[fr] = plan
+        return plan

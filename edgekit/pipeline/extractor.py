@@ -141,6 +141,14 @@ class FeatureExtractor:
 
     def _bad_channels(self, s: Spectrum, values: F32, scale: F32, units: tuple[str, ...]) -> dict[int, str]:
         bad: dict[int, str] = {}
+        rms = values[:, self.names.index("rms")] if "rms" in self.names else None
+        if (
+            self.clip_level <= 0
+            and bool(np.isfinite(s.mean).all())
+            and not bool(np.isnan(scale).any())
+            and (rms is None or bool(rms.all()))
+        ):
+            return bad  # the common case: every channel good, no per-channel scan
         nonfinite = ~np.isfinite(s.mean)
         for ch in np.flatnonzero(np.isnan(scale)):
             bad[int(ch)] = f"unit {units[ch]!r} is not an acceleration unit (g, m/s2)"
@@ -151,8 +159,7 @@ class FeatureExtractor:
                 peak_raw = np.maximum(s.x.max(axis=1), -s.x.min(axis=1))
             for ch in np.flatnonzero(peak_raw >= self.clip_level):
                 bad.setdefault(int(ch), f"clipped: |x| reached {float(peak_raw[ch]):g} >= clip_level {self.clip_level:g}")
-        if "rms" in self.names:
-            rms = values[:, self.names.index("rms")]
+        if rms is not None:
             for ch in np.flatnonzero(rms == 0):
                 bad.setdefault(int(ch), "flat signal (rms = 0): sensor dead or disconnected")
         return bad

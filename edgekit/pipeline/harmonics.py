@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from .base import F32, Spectrum, Stage
-from .spectral import FLATTOP, windowed_at
+from .spectral import FLATTOP, WindowGather, apply_gather, gather_plan
 
 __all__ = ["Harmonics", "OrderSpectrum", "speed_or_fallback"]
 
@@ -45,15 +45,25 @@ class Harmonics(Stage):
 
     def _plan(self, fs: float, n: int) -> None:
         self.offsets_ = np.arange(-self.search_bins, self.search_bins + 1)
+        self.bins_: dict[float, tuple[WindowGather, np.ndarray]] = {}  # read plan per shaft speed
+
+    def _bins(self, fr: float, fs: float, n: int) -> tuple[WindowGather, np.ndarray]:
+        hit = self.bins_.get(fr)
+        if hit is None:
+            m = np.arange(1, self.n + 1)
+            centre = np.rint(m * fr * n / fs).astype(np.intp)
+            k = np.clip(centre[:, None] + self.offsets_, 1, n // 2)
+            hit = (gather_plan(n, k, FLATTOP), m * fr >= fs / 2)
+            if len(self.bins_) >= 16:  # a varying block speed: keep the cache small
+                self.bins_.clear()
+            self.bins_[fr] = hit
+        return hit
 
     def _transform(self, s: Spectrum, speed_hz: float | None, unit_scale: F32 | None) -> F32:
         fr = speed_or_fallback(type(self).__name__, speed_hz, self.rpm)
-        n = s.n_samples
-        m = np.arange(1, self.n + 1)
-        centre = np.rint(m * fr * n / s.fs).astype(np.intp)
-        k = np.clip(centre[:, None] + self.offsets_, 1, n // 2)
-        amp = windowed_at(s.X, n, k, FLATTOP).max(axis=-1)
-        amp[:, m * fr >= s.fs / 2] = np.nan
+        g, above = self._bins(fr, s.fs, s.n_samples)
+        amp = apply_gather(s.X, g).max(axis=-1)
+        amp[:, above] = np.nan
         return amp
 
 

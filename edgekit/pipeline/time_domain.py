@@ -35,14 +35,15 @@ class TimeDomain(Stage):
         hi = d.max(axis=1)
         lo = d.min(axis=1)
         d2 = np.square(d)
-        # float32 accumulation (pairwise sums, SIMD dot products): ~2x faster than float64 and
-        # within 1e-4 relative of scipy.stats on 10^5-sample blocks (tests check it).
-        m2 = d2.sum(axis=1).astype(np.float64) / n
+        # float32 accumulation in SIMD sum-of-products loops (einsum; ~3x faster than ndarray.sum's
+        # pairwise loop on rows): within 1e-4 relative of scipy.stats on 10^5-sample blocks (tests
+        # check it). One pass per moment; |d| and sqrt|d| are computed in place.
+        m2 = np.einsum("ij->i", d2).astype(np.float64) / n
         m3 = np.einsum("ij,ij->i", d2, d).astype(np.float64) / n
         m4 = np.einsum("ij,ij->i", d2, d2).astype(np.float64) / n
         a = np.abs(d, out=d)
-        mean_abs = a.sum(axis=1).astype(np.float64) / n
-        mean_sqrt = np.sqrt(a, out=a).sum(axis=1).astype(np.float64) / n
+        mean_abs = np.einsum("ij->i", a).astype(np.float64) / n
+        mean_sqrt = np.einsum("ij->i", np.sqrt(a, out=a)).astype(np.float64) / n
         rms = np.sqrt(m2)
         peak = np.maximum(hi, -lo).astype(np.float64)
         out = np.empty((x.shape[0], 9), dtype=np.float32)

@@ -76,7 +76,7 @@ class WelchBands(Stage):
         segs = sliding_window_view(x, nper, axis=-1)[:, : nseg * step : step]
         Y = sfft.rfft(segs * self.window_, axis=-1, workers=1)
         # Removing each segment's mean only touches the bins where the Hann DFT is non-zero (0, 1).
-        half = x[:, : (nseg + 1) * step].reshape(x.shape[0], nseg + 1, step).sum(axis=-1)
+        half = np.einsum("csk->cs", x[:, : (nseg + 1) * step].reshape(x.shape[0], nseg + 1, step))
         seg_mean = (half[:, :-1] + half[:, 1:]) / nper
         Y[..., 0] -= seg_mean * self.wdc_
         Y[..., 1] -= seg_mean * self.w1_
