@@ -43,9 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import codec
 from ..errors import DecodeError, EdgekitError
 from ..types import Event, FeatureFrame, PointBatch, WaveformBlock
+from .fastframe import FrameParts, features_view
 
 __all__ = ["Store", "WriteResult", "store_summary", "store_stats"]
 
@@ -83,6 +86,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 _FIXED_FEATURE_COLUMNS = {"gateway", "stream", "seq", "asset", "block_seq", "t0", "channel", "quality", "reason"}
 _KINDS = {"points", "waveform", "features", "event", "gap"}
+_PACKED_SQL = "INSERT INTO feature_frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 @dataclass
@@ -166,76 +170,118 @@ class Store:
         self._conn.close()
 
     def write(self, gateway: str, epoch: str, records: Iterable[Any]) -> WriteResult:
-        """Insert one message's records (``stream, seq, kind, ts, blob``) in the open transaction."""
+        """Insert one message's records (``stream, seq, kind, ts, blob``) in the open transaction.
+
+        Which records are already stored is read with one range query per stream; the rows of every
+        table are then inserted with one ``executemany`` each (no per-record round trip).
+        """
         self._begin()
         res = WriteResult()
         now = time.time()
+        recs = list(records)
         cur = self._conn.cursor()
-        for r in records:
-            cur.execute("INSERT OR IGNORE INTO received VALUES (?,?,?,?,?,?,?,?)",
-                        (gateway, r.stream, epoch, r.seq, r.kind, r.ts, now, "ok"))
+        seen = self._existing(cur, gateway, epoch, recs)
+        received: list[tuple[Any, ...]] = []
+        rejected: list[tuple[Any, ...]] = []
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for r in recs:
             prev = res.acks.get(r.stream, -1)
             res.acks[r.stream] = max(prev, r.seq)
-            if cur.rowcount == 0:
+            if (r.stream, r.seq) in seen:
                 res.duplicates += 1
                 key = (gateway, r.stream, epoch)
                 self._dups[key] = self._dups.get(key, 0) + 1
                 continue
-            reason = self._insert_record(cur, gateway, r)
+            seen.add((r.stream, r.seq))
+            reason = self._rows_for(cur, gateway, r, rows)
             if reason is None:
                 res.stored += 1
+                received.append((gateway, r.stream, epoch, r.seq, r.kind, r.ts, now, "ok"))
             else:
-                cur.execute("UPDATE received SET status = 'nack' WHERE gateway=? AND stream=? AND epoch=? AND seq=?",
-                            (gateway, r.stream, epoch, r.seq))
-                cur.execute("INSERT INTO rejected VALUES (?,?,?,?,?,?,?,?)",
-                            (gateway, r.stream, epoch, r.seq, r.kind, reason, now, r.blob))
+                received.append((gateway, r.stream, epoch, r.seq, r.kind, r.ts, now, "nack"))
+                rejected.append((gateway, r.stream, epoch, r.seq, r.kind, reason, now, r.blob))
                 res.nacks.append((r.stream, r.seq, reason))
+        # plain INSERT: a key stored twice would be a bug here, and fails the batch (never ACKed)
+        cur.executemany("INSERT INTO received VALUES (?,?,?,?,?,?,?,?)", received)
+        for sql, table_rows in rows.items():
+            cur.executemany(sql, table_rows)
+        if rejected:
+            cur.executemany("INSERT INTO rejected VALUES (?,?,?,?,?,?,?,?)", rejected)
         return res
 
-    def _insert_record(self, cur: sqlite3.Cursor, gw: str, r: Any) -> str | None:
-        """Decode and insert one record; return a NACK reason if it can never be accepted."""
+    @staticmethod
+    def _existing(cur: sqlite3.Cursor, gateway: str, epoch: str, recs: list[Any]) -> set[tuple[str, int]]:
+        """(stream, seq) of ``recs`` already in ``received`` (one primary-key range scan per stream)."""
+        bounds: dict[str, tuple[int, int]] = {}
+        for r in recs:
+            lo, hi = bounds.get(r.stream, (r.seq, r.seq))
+            bounds[r.stream] = (min(lo, r.seq), max(hi, r.seq))
+        seen: set[tuple[str, int]] = set()
+        for stream, (lo, hi) in bounds.items():
+            seen.update((stream, int(q)) for (q,) in cur.execute(
+                "SELECT seq FROM received WHERE gateway = ? AND stream = ? AND epoch = ? AND seq BETWEEN ? AND ?",
+                (gateway, stream, epoch, lo, hi)))
+        return seen
+
+    def _rows_for(self, cur: sqlite3.Cursor, gw: str, r: Any, out: dict[str, list[tuple[Any, ...]]]) -> str | None:
+        """Decode one record into ``out[insert sql]`` rows; return a NACK reason if it can never be accepted."""
         if r.kind not in _KINDS:
             return f"unknown record kind {r.kind!r}"
+        key = (gw, r.stream, r.seq)
+        if r.kind == "features":
+            fast = features_view(r.blob)
+            if fast is not None:
+                self._feature_rows(cur, key, fast, out)
+                return None
         try:
             rec = codec.unpack(r.blob)
         except DecodeError as exc:
             return f"undecodable record: {exc}"
         if codec.kind_of(rec) != r.kind:
             return f"record is a {codec.kind_of(rec)!r}, header says {r.kind!r}"
-        key = (gw, r.stream, r.seq)
         if isinstance(rec, PointBatch):
             n = len(rec)
             text = rec.text or (None,) * n
             reasons = rec.reasons or ("",) * n
-            cur.executemany(
-                "INSERT INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(*key, rec.device, t, v, tx, s, rv, q, why) for t, v, tx, s, rv, q, why in zip(
+            out.setdefault("INSERT INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?)", []).extend(
+                (*key, rec.device, t, v, tx, s, rv, q, why) for t, v, tx, s, rv, q, why in zip(
                     rec.tags, rec.values.tolist(), text, rec.source_ts.tolist(), rec.recv_ts.tolist(),
-                    rec.quality.tolist(), reasons, strict=True)],
-            )
+                    rec.quality.tolist(), reasons, strict=True))
         elif isinstance(rec, FeatureFrame):
-            if self.features_layout == "packed":
-                cur.execute("INSERT INTO feature_frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (*key, rec.asset, rec.seq, rec.t0, rec.values.shape[0], rec.values.shape[1],
-                             self._json(rec.channels), self._json(rec.names), self._json(rec.reasons),
-                             rec.quality.tobytes(), rec.values.astype("<f4").tobytes()))
-            else:
-                self._insert_features(cur, key, rec)
+            if rec.reasons and len(rec.reasons) != len(rec.channels):
+                return f"features record has {len(rec.reasons)} reasons for {len(rec.channels)} channels"
+            self._feature_rows(cur, key, FrameParts(
+                rec.asset, rec.seq, rec.t0, rec.names, rec.channels, rec.reasons,
+                rec.values.astype("<f4").tobytes(), rec.quality.tobytes(), rec.values.shape[0],
+                rec.values.shape[1]), out)
         elif isinstance(rec, WaveformBlock):
-            cur.execute(
-                "INSERT INTO waveforms VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            out.setdefault("INSERT INTO waveforms VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", []).append(
                 (*key, rec.asset, rec.seq, rec.t0, rec.fs, rec.data.shape[0], rec.data.shape[1],
                  json.dumps(list(rec.channels)), json.dumps(list(rec.units)), rec.speed_hz,
-                 int(rec.quality), rec.reason, rec.data.astype("<f4").tobytes()),
-            )
+                 int(rec.quality), rec.reason, rec.data.astype("<f4").tobytes()))
         elif isinstance(rec, Event):
-            cur.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-                        (*key, rec.ts, rec.kind.value, rec.source, int(rec.severity), rec.message,
-                         json.dumps(rec.data, default=str)))
+            out.setdefault("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", []).append(
+                (*key, rec.ts, rec.kind.value, rec.source, int(rec.severity), rec.message,
+                 json.dumps(rec.data, default=str)))
         else:
-            cur.execute("INSERT INTO gaps VALUES (?,?,?,?,?,?,?,?,?)",
-                        (*key, rec.stream, rec.first_seq, rec.last_seq, rec.count, rec.reason, rec.ts))
+            out.setdefault("INSERT INTO gaps VALUES (?,?,?,?,?,?,?,?,?)", []).append(
+                (*key, rec.stream, rec.first_seq, rec.last_seq, rec.count, rec.reason, rec.ts))
         return None
+
+    def _feature_rows(self, cur: sqlite3.Cursor, key: tuple[str, str, int], f: FrameParts,
+                      out: dict[str, list[tuple[Any, ...]]]) -> None:
+        if self.features_layout == "packed":
+            out.setdefault(_PACKED_SQL, []).append(
+                (*key, f.asset, f.seq, f.t0, f.n_channels, f.n_features, self._json(f.channels),
+                 self._json(f.names), self._json(f.reasons), f.quality, f.values))
+            return
+        sql = self._features_sql(cur, f.names)
+        reasons = f.reasons or ("",) * f.n_channels
+        head = (*key, f.asset, f.seq, f.t0)
+        values = np.frombuffer(f.values, "<f4").reshape(f.n_channels, f.n_features).tolist()
+        # NaN binds as NULL in SQLite, so the float rows go in as they are (no per-value Python work)
+        out.setdefault(sql, []).extend(
+            (*head, ch, q, why, *row) for ch, q, why, row in zip(f.channels, f.quality, reasons, values, strict=True))
 
     def _json(self, items: tuple[str, ...]) -> str:
         text = self._json_cache.get(items)
@@ -261,16 +307,6 @@ class Store:
             if len(self._feature_sql) < 1024:
                 self._feature_sql[names] = sql
         return sql
-
-    def _insert_features(self, cur: sqlite3.Cursor, key: tuple[str, str, int], rec: FeatureFrame) -> None:
-        sql = self._features_sql(cur, rec.names)
-        reasons = rec.reasons or ("",) * len(rec.channels)
-        head = (*key, rec.asset, rec.seq, rec.t0)
-        # NaN binds as NULL in SQLite, so the float rows go in as they are (no per-value Python work)
-        cur.executemany(sql, [
-            (*head, ch, q, why, *row)
-            for ch, q, why, row in zip(rec.channels, rec.quality.tolist(), reasons, rec.values.tolist(), strict=True)
-        ])
 
 
 def store_stats(path: str | Path) -> list[dict[str, Any]]:
