@@ -67,6 +67,8 @@ class WelchBands(Stage):
         self.w1_ = np.complex64(sfft.rfft(w)[1])
         self.nper_, self.step_, self.nseg_ = nper, step, nseg
         self.band_matrix_ = M.astype(np.float32)
+        used = np.flatnonzero(M.any(axis=1))
+        self.kb_ = int(used[-1]) + 1 if used.size else 1  # bins below kb_ hold every band
         self.sk_scale_ = np.float32(nseg)
 
     def segment_spectra(self, s: Spectrum) -> np.ndarray:
@@ -99,12 +101,14 @@ class WelchBands(Stage):
 
     def _transform(self, s: Spectrum, speed_hz: float | None, unit_scale: F32 | None) -> F32:
         Y = self.segment_spectra(s)
+        if not self.spectral_kurtosis:  # only the bins the bands read
+            Yb = Y[..., : self.kb_].view(np.float32)
+            acc = np.einsum("csk,csk->ck", Yb, Yb)
+            return (acc[:, 0::2] + acc[:, 1::2]) @ self.band_matrix_[: self.kb_]
         Yf = Y.view(np.float32)
         acc = np.einsum("csk,csk->ck", Yf, Yf)
         p = acc[:, 0::2] + acc[:, 1::2]  # sum over segments of |Y|^2
         bands = p @ self.band_matrix_
-        if not self.spectral_kurtosis:
-            return bands
         P = np.square(Y.real)
         P += np.square(Y.imag)
         m2 = p / self.sk_scale_

@@ -144,6 +144,21 @@ def test_worker_threads_get_identical_results(data: np.ndarray) -> None:
             np.testing.assert_array_equal(a, b)
 
 
+def test_per_speed_read_plans_follow_the_block_speed(data: np.ndarray) -> None:
+    # Harmonics and bearing lines cache their bins per shaft speed (at most 16 at a time): a reused
+    # extractor fed many different speeds, revisiting some, matches a fresh extractor every time.
+    ex = build(cfg(block_speed=True, bearing="6205"))
+    speeds = [20.0 + 1.7 * i for i in range(20)] + [20.0, 24.81, 21.7]
+    speed_cols = [i for i, n in enumerate(ex.names) if n.startswith(("h", "env_bp", "env_bs", "env_ft"))]
+    seen = set()
+    for v in speeds:
+        got = ex.transform(block(data, speed_hz=v)).values
+        want = build(cfg(block_speed=True, bearing="6205")).transform(block(data, speed_hz=v)).values
+        np.testing.assert_array_equal(got, want)
+        seen.add(got[0, speed_cols].tobytes())
+    assert len(seen) > 15  # the speed really moves the harmonic and bearing-line amplitudes
+
+
 def test_plan_cache_handles_changing_sizes(data: np.ndarray) -> None:
     ex = build(PipelineConfig())
     for n in (4096, 8192, 6000, 4096, 5000, 7000, 8192):
