@@ -17,20 +17,56 @@ from pymodbus.pdu.decoders import DecodePDU
 from edgekit.config.parse import parse
 from edgekit.connectors import modbus
 from edgekit.connectors.modbus.config import ModbusConnectionConfig
-from edgekit.connectors.modbus.transport import ModbusExceptionResponse, check_response
+from edgekit.connectors.modbus.decode import BlockDecoder, compile_decoder
+from edgekit.connectors.modbus.device import ResolvedTag
+from edgekit.connectors.modbus.transport import ModbusExceptionResponse, check_payload, check_response
 from edgekit.errors import DecodeError
 from edgekit.types import Quality
 
 DECODER = DecodePDU(False)
 
 
+KINDS = (("int16", 1), ("float32", 2), ("uint64", 4), ("bool", 1), ("bit", 1), ("uint32", 2), ("float16", 1))
+ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
+
+
+def decoder_for(fc: int, count: int) -> BlockDecoder:
+    """Tags filling ``count`` registers (mixed types and byte orders) or every other of ``count`` bits."""
+    if fc in (1, 2):
+        tags = [ResolvedTag(f"c{a}", "coil", a, "bool", 1, 0, "ABCD", 1.0, 0.0, "", 0.0, "default", True)
+                for a in range(0, count, 2)]
+        return compile_decoder(tags, 0, bits=True)
+    tags, addr, i = [], 0, 0
+    while True:
+        kind, words = KINDS[i % len(KINDS)]
+        if addr + words > count:
+            break
+        tags.append(ResolvedTag(f"t{i}", "holding_register", addr, kind, words, i % 16, ORDERS[i % 4],
+                                0.5 if i % 3 else 1.0, 0.0, "", 0.0, "default", True))
+        addr, i = addr + words, i + 1
+    return compile_decoder(tags, 0, bits=False)
+
+
 def checked(fc: int, count: int, pdu: Any) -> None:
+    # the poller's fast path: structural check, then the struct decoder on the response's list
+    dec = decoder_for(fc, count)
+    assert dec.fast is not None
+    fast: Any = None
+    try:
+        fast = dec.fast.values(check_payload(fc, count, pdu))
+    except (DecodeError, ModbusExceptionResponse):
+        pass
     try:
         out = check_response(fc, count, pdu)
     except (DecodeError, ModbusExceptionResponse):
+        assert fast is None, "the fast path accepted what the strict check refuses"
         return
     assert out.shape == (count,)
     assert out.dtype in (np.uint16, np.uint8)
+    if fast is not None:  # both paths accepted it: they agree
+        values, _ = dec.decode(out)
+        got = np.array(fast, dtype=np.float64) * (dec.scale if not dec.bits else 1.0)
+        assert np.array_equal(got, values, equal_nan=True)
 
 
 @settings(max_examples=400, deadline=None)

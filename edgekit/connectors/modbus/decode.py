@@ -15,10 +15,12 @@ Python loops. Only string tags build a Python ``str`` each.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +28,7 @@ import numpy.typing as npt
 from ...errors import DecodeError
 from .device import ResolvedTag
 
-__all__ = ["BlockDecoder", "compile_decoder", "decode_order", "decode_samples", "encode_value", "to_registers"]
+__all__ = ["BlockDecoder", "FastDecoder", "compile_decoder", "decode_order", "decode_samples", "encode_value", "to_registers"]
 
 U16 = npt.NDArray[np.uint16]
 F64 = npt.NDArray[np.float64]
@@ -127,6 +129,7 @@ class BlockDecoder:
     direct: bool  # numeric tags come first, in group order (see decode_order)
     unpack: struct.Struct | None = None  # all numeric groups in one C call (blocks of 3+ types)
     bool_run: slice | None = None  # every tag a bit at offsets 0..n-1 in order: one comparison
+    fast: FastDecoder | None = None  # the same decoding from the response's list, without numpy
 
     def decode(self, raw: npt.NDArray[np.generic]) -> tuple[F64, list[str | None] | None]:
         """Return (values, texts): engineering values (NaN for strings) and the text of string tags."""
@@ -176,6 +179,104 @@ class BlockDecoder:
         return out, texts
 
 
+# (buffer, struct endianness) per byte order: the registers packed big-endian hold ABCD values as
+# '>' and DCBA values as '<'; packed little-endian (every register's bytes swapped) they hold BADC
+# values as '>' and CDAB values as '<' — so every type in every byte order is one struct field
+_LANE = {"ABCD": (False, ">"), "DCBA": (False, "<"), "BADC": (True, ">"), "CDAB": (True, "<")}
+
+
+@dataclass(frozen=True)
+class FastDecoder:
+    """Decodes a response's Python list (``pdu.registers`` / ``pdu.bits``) straight to raw (unscaled)
+    Python numbers in tag order with ``struct`` — no numpy call per request, which inside a busy
+    event loop (cold caches) costs several µs each. Strings give NaN here; their text comes from
+    :meth:`BlockDecoder.decode`."""
+
+    needed: int
+    bits: bool
+    pick: Callable[[Sequence[Any]], Any]  # itemgetter into the bits, or into the lane values + extras
+    lanes: tuple[tuple[bool, struct.Struct], ...]  # (little-endian buffer?, fields in address order)
+    le: bool  # some lane reads the little-endian buffer
+    extras: tuple[tuple[int, int], ...]  # (register offset, bit) for bool (bit -1) and bit tags
+    n_strings: int
+    single: bool  # one tag: itemgetter returns the value itself
+
+    def values(self, data: Sequence[Any]) -> tuple[Any, ...]:
+        """Raw values in tag order (bools as bool); raises DecodeError for a short or invalid block."""
+        if len(data) < self.needed:
+            raise DecodeError(f"response holds {len(data)} {'bits' if self.bits else 'registers'}, "
+                              f"expected {self.needed}")
+        if self.bits:
+            got = self.pick(data)
+            got = (got,) if self.single else got
+            for b in got:
+                if type(b) is not bool:
+                    raise DecodeError(f"bits are not booleans: {type(b).__name__}")
+            return got  # type: ignore[no-any-return]
+        if data and type(data[0]) is not int:  # as strict as to_registers (struct alone takes bools)
+            raise DecodeError(f"register values are not integers: {type(data[0]).__name__}")
+        try:
+            be = struct.pack(f">{len(data)}H", *data)
+            le = struct.pack(f"<{len(data)}H", *data) if self.le else b""
+        except struct.error as exc:
+            raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
+        vals: tuple[Any, ...] = ()
+        for little, lane in self.lanes:
+            vals += lane.unpack_from(le if little else be)
+        if self.extras:
+            vals += tuple((data[off] != 0) if bit < 0 else (data[off] >> bit) & 1 for off, bit in self.extras)
+        if self.n_strings:
+            vals += (math.nan,) * self.n_strings
+        got = self.pick(vals)
+        return (got,) if self.single else got  # type: ignore[no-any-return]
+
+
+def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits: bool) -> FastDecoder:
+    n = len(tags)
+    if bits:
+        return FastDecoder(needed, True, operator.itemgetter(*[t.address - start for t in tags]) if n else _none,
+                           (), False, (), 0, n == 1)
+    lanes: dict[tuple[bool, str], list[list[ResolvedTag]]] = {}
+    extras: list[ResolvedTag] = []
+    strings: list[ResolvedTag] = []
+    for t in sorted(tags, key=lambda t: t.address):
+        if t.type in ("bool", "bit"):
+            extras.append(t)
+        elif t.type == "string":
+            strings.append(t)
+        else:  # fields of one struct never overlap: an overlapping tag opens another lane
+            group = lanes.setdefault(_LANE[t.byte_order], [])
+            for lane in group:
+                if lane[-1].end <= t.address:
+                    lane.append(t)
+                    break
+            else:
+                group.append([t])
+    order: list[ResolvedTag] = []
+    compiled: list[tuple[bool, struct.Struct]] = []
+    for (little, endian), group in lanes.items():
+        for lane in group:
+            fmt, pos = endian, 0
+            for t in lane:
+                gap = t.address - start - pos
+                fmt += f"{2 * gap}x" if gap else ""
+                fmt += _STRUCT_CODE[t.type]
+                pos = t.end - start
+            compiled.append((little, struct.Struct(fmt)))
+            order += lane
+    order += extras + strings
+    where = {id(t): i for i, t in enumerate(order)}
+    perm = [where[id(t)] for t in tags]
+    return FastDecoder(needed, False, operator.itemgetter(*perm) if n else _none, tuple(compiled),
+                       any(little for little, _ in compiled),
+                       tuple((t.address - start, t.bit if t.type == "bit" else -1) for t in extras),
+                       len(strings), n == 1)
+
+
+def _none(_: Sequence[Any]) -> tuple[()]:
+    return ()
+
+
 def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> BlockDecoder:
     """Compile the decoder of a request that begins at protocol address ``start``."""
     n = len(tags)
@@ -188,7 +289,8 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
         return BlockDecoder(n, needed, True, (), empty, empty, np.arange(n, dtype=np.intp),
                             np.array(offs, dtype=np.intp), empty, empty, np.empty(0, np.uint16), (), scale,
                             offset, False, False, True,
-                            bool_run=slice(0, n) if offs == list(range(n)) else None)
+                            bool_run=slice(0, n) if offs == list(range(n)) else None,
+                            fast=_compile_fast(tags, start, needed, bits=True))
     by_kind: dict[str, list[int]] = {}
     bool_pos, bit_pos, strings = [], [], []
     for i, t in enumerate(tags):
@@ -217,6 +319,7 @@ def compile_decoder(tags: Sequence[ResolvedTag], start: int, *, bits: bool) -> B
         bool(np.any(scale != 1.0)), bool(np.any(offset != 0.0)), pos_parts == list(range(len(pos_parts))),
         unpack=struct.Struct(">" + "".join(_STRUCT_CODE[k] * len(p) for k, p in by_kind.items()))
         if len(by_kind) >= _STRUCT_MIN_GROUPS else None,
+        fast=_compile_fast(tags, start, needed, bits=False),
     )
 
 

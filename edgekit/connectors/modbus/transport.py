@@ -29,7 +29,8 @@ from ...errors import ConnectorError, DecodeError, DeviceRefused, DeviceTimeout
 from .config import ModbusConnectionConfig
 from .decode import to_registers
 
-__all__ = ["EXCEPTION_NAMES", "ModbusExceptionResponse", "ModbusLink", "check_response"]
+__all__ = ["EXCEPTION_NAMES", "READ_FC", "ModbusExceptionResponse", "ModbusLink", "check_payload", "check_response",
+           "to_array"]
 
 EXCEPTION_NAMES = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",
@@ -38,6 +39,7 @@ EXCEPTION_NAMES = {
 }
 READ_FC = {"coil": 1, "discrete_input": 2, "holding_register": 3, "input_register": 4}
 _BIT_FC = (1, 2)
+_READ_METHOD = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers", 4: "read_input_registers"}
 
 
 class ModbusExceptionResponse(DeviceRefused):
@@ -49,9 +51,10 @@ class ModbusExceptionResponse(DeviceRefused):
         super().__init__(f"exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{function_code}")
 
 
-def check_response(fc: int, count: int, pdu: Any) -> npt.NDArray[np.generic]:
-    """Validate a read response for function ``fc`` of ``count`` items; return uint16 registers or
-    uint8 bits (length ``count``). Never returns anything unchecked."""
+def check_payload(fc: int, count: int, pdu: Any) -> list[Any]:
+    """Validate the structure of a read response for function ``fc`` of ``count`` items and return
+    its list (``registers``, or ``bits`` — up to 7 padding bits past ``count``) unconverted; the
+    values themselves are checked where they are decoded (:func:`to_array`, ``FastDecoder``)."""
     if pdu is None:
         raise DecodeError(f"FC{fc}: no response object")
     got_fc = getattr(pdu, "function_code", None)
@@ -69,15 +72,28 @@ def check_response(fc: int, count: int, pdu: Any) -> npt.NDArray[np.generic]:
         if not isinstance(bits, list) or len(bits) < count or len(bits) > count + 7:
             n = len(bits) if isinstance(bits, list) else type(bits).__name__
             raise DecodeError(f"FC{fc}: {n} bits for a request of {count}")
-        try:
-            return np.asarray(bits[:count], dtype=np.bool_).astype(np.uint8)
-        except (TypeError, ValueError) as exc:
-            raise DecodeError(f"FC{fc}: bits are not booleans: {exc}") from exc
+        return bits
     regs = getattr(pdu, "registers", None)
     if not isinstance(regs, list) or len(regs) != count:
         n = len(regs) if isinstance(regs, list) else type(regs).__name__
         raise DecodeError(f"FC{fc}: {n} registers for a request of {count}")
-    return to_registers(regs)
+    return regs
+
+
+def to_array(fc: int, count: int, payload: list[Any]) -> npt.NDArray[np.generic]:
+    """The checked payload as uint16 registers or uint8 bits (length ``count``); raises DecodeError."""
+    if fc in _BIT_FC:
+        try:
+            return np.asarray(payload[:count], dtype=np.bool_).astype(np.uint8)
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"FC{fc}: bits are not booleans: {exc}") from exc
+    return to_registers(payload)
+
+
+def check_response(fc: int, count: int, pdu: Any) -> npt.NDArray[np.generic]:
+    """Validate a read response for function ``fc`` of ``count`` items; return uint16 registers or
+    uint8 bits (length ``count``). Never returns anything unchecked."""
+    return to_array(fc, count, check_payload(fc, count, pdu))
 
 
 class ModbusLink:
@@ -184,11 +200,19 @@ class ModbusLink:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def read(self, table: str, start: int, count: int, unit: int) -> npt.NDArray[np.generic]:
+        """Read and check ``count`` registers/bits; returns uint16 registers or uint8 bits."""
+        return to_array(READ_FC[table], count, await self.read_payload(table, start, count, unit))
+
+    async def read_payload(self, table: str, start: int, count: int, unit: int) -> list[Any]:
+        """Read ``count`` registers/bits; returns the response's structurally checked list (see
+        :func:`check_payload`) — the poller decodes it without building an array first."""
         fc = READ_FC[table]
-        method = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers",
-                  4: "read_input_registers"}[fc]
-        pdu = await self.execute(method, start, count=count, unit=unit)
-        return check_response(fc, count, pdu)
+        if self.inter_frame_s:
+            async with self.lock:
+                pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count})
+        else:
+            pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count})
+        return check_payload(fc, count, pdu)
 
     async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
         if table == "coil":
