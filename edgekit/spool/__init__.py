@@ -115,8 +115,12 @@ Two SQLite connections, each with its own lock: the *ingest* connection (``appen
 ``append_many``, sealing gaps, ``wait_for_space``) used by the pipeline worker thread, and the
 *delivery* connection (``pending``, ``ack``, ``first_unacked``, ``backlog``, ``prune``,
 ``integrity_check``) used by the asyncio loop thread. WAL lets delivery read while ingest commits;
-writers are serialised by SQLite (``busy_timeout``) and every write transaction is short (one group
-of rows, or one ack plus at most ``prune_chunk`` deletes). Any method may be called from any thread.
+the two writers take turns on the ingest lock (``ack`` and ``prune`` hold it for their short write
+transaction — SQLite's ``busy_timeout`` handler would sleep in 1–100 ms steps instead) and every
+write transaction is short (one group of rows, or one ack plus at most ``prune_chunk`` deletes).
+``pending`` hands out only rows up to each stream's last seq as recorded in memory after the
+admitting COMMIT, so an uplink never sees (and acks) a seq the spool has not finished assigning.
+Any method may be called from any thread.
 Lock order: delivery → ingest → in-memory state (``pending`` takes the ingest lock only without
 waiting to seal due gaps, and waiting only to drop rows that failed their CRC).
 

@@ -76,15 +76,18 @@ class DeliverySide(SpoolBase):
         if not streams or limit <= 0:
             return []
         share = max(8, -(-2 * limit // len(streams)))
+        # rows above the stream's last seq as the spool knows it are committed but not yet recorded
+        # (append_many updates its in-memory state just after COMMIT): they wait for the next call
         state = {stream: (start, skinds) for stream, start, _last, skinds in streams}
+        lasts = {stream: last for stream, _start, last, _skinds in streams}
         todo = {stream: share for stream in state}
         cands: list[tuple[int, str, int, str, int, float]] = []
         while todo:
             more: dict[str, int] = {}
             for stream, n in todo.items():
                 start, skinds = state[stream]
-                sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ?"
-                args: list[Any] = [stream, start]
+                sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ? AND seq <= ?"
+                args: list[Any] = [stream, start, lasts[stream]]
                 if not skinds <= kinds:
                     sql += f" AND kind IN ({','.join('?' * len(kinds))})"
                     args.extend(sorted(kinds))
@@ -144,16 +147,17 @@ class DeliverySide(SpoolBase):
                 return
             conn = self._delivery
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT INTO cursors(uplink, stream, acked) VALUES (?, ?, ?) ON CONFLICT(uplink, stream) "
-                             "DO UPDATE SET acked = max(acked, excluded.acked)", (uplink, stream, seq))
-                with self._state:
-                    self._prune_todo.add(stream)
-                    todo = set(self._prune_todo)
-                acked = dict(self._acked)
-                acked[(uplink, stream)] = seq
-                n, freed, done = self._prune_chunk(conn, todo, acked)
-                self._commit_prune(conn, n, freed, done)
+                with self._ingest_lock:  # writers take turns here, not in SQLite's sleeping busy handler
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("INSERT INTO cursors(uplink, stream, acked) VALUES (?, ?, ?) ON CONFLICT(uplink, "
+                                 "stream) DO UPDATE SET acked = max(acked, excluded.acked)", (uplink, stream, seq))
+                    with self._state:
+                        self._prune_todo.add(stream)
+                        todo = set(self._prune_todo)
+                    acked = dict(self._acked)
+                    acked[(uplink, stream)] = seq
+                    n, freed, done = self._prune_chunk(conn, todo, acked)
+                    self._commit_prune(conn, n, freed, done)
                 with self._state:
                     self._acked[(uplink, stream)] = max(seq, self._acked.get((uplink, stream), 0))
             except sqlite3.Error as exc:
@@ -172,9 +176,10 @@ class DeliverySide(SpoolBase):
             if not todo:
                 return 0
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                n, freed, done = self._prune_chunk(conn, todo, acked)
-                self._commit_prune(conn, n, freed, done)
+                with self._ingest_lock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    n, freed, done = self._prune_chunk(conn, todo, acked)
+                    self._commit_prune(conn, n, freed, done)
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise self._translate(exc, "prune") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,7 @@ def test_concurrent_drops_and_prunes_keep_the_byte_count_exact(tmp_path: Path) -
 
     while t.is_alive():
         drain(64)
+        time.sleep(0.003)  # the consumer must fall behind now and then, or the quota never fills
     t.join()
     s.flush_gaps()
     drain(1_000_000)
@@ -224,3 +226,19 @@ def test_public_names_are_sorted_and_importable() -> None:
     assert pkg.__all__ == sorted(pkg.__all__)
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None
+
+
+def test_pending_hands_out_only_rows_whose_admission_is_recorded(tmp_path: Path) -> None:
+    """A row committed but not yet in the spool's state (append_many between COMMIT and its
+    bookkeeping) must not be sent: an ACK for it would be refused as a seq never assigned."""
+    import sqlite3
+    import zlib
+
+    s = Spool(tmp_path / "s.db", cfg(), {"a": ("features", "gap")})
+    s.append_many([("features/m1", "features", b"x" * 10, 0.0)] * 3)
+    with sqlite3.connect(tmp_path / "s.db") as raw:  # the same state as that window, frozen
+        raw.execute("INSERT INTO records (stream, seq, kind, ts, size, crc, blob) VALUES (?,?,?,?,?,?,?)",
+                    ("features/m1", 4, "features", 0.0, 10, zlib.crc32(b"y" * 10), b"y" * 10))
+    assert [r.seq for r in s.pending("a")] == [1, 2, 3]
+    s.ack("a", "features/m1", 3)
+    s.close()
