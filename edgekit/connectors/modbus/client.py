@@ -446,26 +446,28 @@ class ModbusConnector:
         return True
 
     async def _scan(self, ds: _DeviceState, cls: str) -> None:
-        names = ds.tags_of(cls)
+        lay = ds.layout(cls)
+        names = lay[0]
         n = len(names)
         results: list[tuple[ReadRequest, Any, EdgekitError | None, float]] = []
         me = asyncio.current_task()
         planned = ds.planner.requests(cls)
+        all_ok = True
         for req in planned:
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError
             if not self.link.connected:
                 results.append((req, None, ConnectorError("not connected"), time.time()))
+                all_ok = False
                 continue
-            await self._read(ds, req, results)
-        if len(results) == len(planned) and ds.planner.requests(cls) is planned \
-                and all(r[2] is None for r in results):
+            all_ok = await self._read(ds, req, results) and all_ok
+        if all_ok and ds.planner.requests(cls) is planned:
             try:  # every planned request answered: the decoded values, in plan order, are the batch
                 decoded = [req.decoder.fast.values(raw) for req, raw, _, _ in results]  # type: ignore[union-attr]
             except DecodeError:
                 pass  # the general path below marks the request that failed, and only it
             else:
-                await self._scan_good(ds, cls, names, results, decoded)
+                await self._scan_good(ds, cls, lay, results, decoded)
                 return
         values = np.empty(n)
         values.fill(np.nan)
@@ -522,14 +524,14 @@ class ModbusConnector:
                     ds.last_values[names[i]] = float(values[i])
         await self._emit(ds, cls, names, values, src, quality, reasons, texts)
 
-    async def _scan_good(self, ds: _DeviceState, cls: str, names: tuple[str, ...],
+    async def _scan_good(self, ds: _DeviceState, cls: str, lay: _Layout,
                          results: list[tuple[ReadRequest, Any, EdgekitError | None, float]],
                          decoded: list[tuple[Any, ...]]) -> None:
-        """The common case of :meth:`_scan`: every planned request answered and decoded. Python
-        values become one array per scan, scaled once (numpy calls per request cost several µs each
-        in a busy event loop)."""
+        """The common case of :meth:`_scan`: every planned request answered and decoded. The Python
+        values become the batch's columns in one numpy call per scan, scaled once (a numpy call per
+        request costs several µs in a busy event loop, where caches are cold)."""
+        names = lay[0]
         n = len(names)
-        lay = ds.layout(cls)
         flat: list[Any] = []
         stamps: list[float] = []
         texts: list[str | None] | None = None
@@ -541,24 +543,24 @@ class ModbusConnector:
                 if txt is not None:
                     texts = texts or [None] * n
                     texts[pos] = txt
-        values = np.array(flat, dtype=np.float64)
+        now = time.time()
+        values, src, recv = np.array((flat, stamps, [now] * n), dtype=np.float64)  # three row views
         scale, offset = lay[4]
         if scale is not None:
             values *= scale
         if offset is not None:
             values += offset
-        now = time.time()
         ds.last_good_read = self.last_good_read = now
         self._account(ds, answered=True)
         if ds.speed_tags:
             for i, name in enumerate(names):
                 if name in ds.speed_tags:
                     ds.last_values[name] = float(values[i])
-        await self._emit(ds, cls, names, values, np.array(stamps), np.zeros(n, dtype=np.uint8), None, texts, now)
+        await self._emit(ds, cls, names, values, src, np.zeros(n, dtype=np.uint8), None, texts, recv)
 
     async def _emit(self, ds: _DeviceState, cls: str | None, names: tuple[str, ...], values: np.ndarray,
                     src: np.ndarray, quality: np.ndarray, reasons: list[str] | None,
-                    texts: list[str | None] | None, now: float | None = None) -> None:
+                    texts: list[str | None] | None, recv: np.ndarray | None = None) -> None:
         if cls is not None and ds.has_deadband(cls):
             keep = np.ones(len(names), dtype=bool)
             for i, name in enumerate(names):
@@ -579,10 +581,11 @@ class ModbusConnector:
                 idx = np.flatnonzero(keep)
                 names = tuple(names[i] for i in idx)
                 values, src, quality = values[idx], src[idx], quality[idx]
+                recv = None if recv is None else recv[idx]
                 reasons = None if reasons is None else [reasons[i] for i in idx]
                 texts = None if texts is None else [texts[i] for i in idx]
-        recv = np.empty(len(names))
-        recv.fill(time.time() if now is None else now)
+        if recv is None:
+            recv = np.full(len(names), time.time())
         batch = PointBatch(device=ds.dev.name, tags=names, values=values, source_ts=src, recv_ts=recv, quality=quality,
                            reasons=tuple(reasons) if reasons else (),
                            text=None if texts is None else tuple(texts))
