@@ -5,15 +5,17 @@ packed by ``edgekit.codec``), built before timing. Both paths run with the recei
 child process (its CPU is separate, like a data-centre machine), on loopback TCP:
 
 * **edgekit**: a worker thread admits the frames to a Spool (``append_many`` in groups of 64, WAL,
-  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 2048, batches of 64) sends them to a
-  Collector (CURVE, allow-list) that decodes every record into the SQLite store (``synchronous=FULL``)
-  and ACKs after each commit; the clock stops when the spool has no unacknowledged row.
+  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 2048 — the collector grants the same —
+  batches of 64) sends them to a Collector (CURVE, allow-list) that decodes every record into the
+  SQLite store (``synchronous=FULL``) and ACKs after each commit; the clock stops when the spool has
+  no unacknowledged row.
 * **raw**: a PUSH socket sends the same packed blobs, one message each, to a PULL socket in the
   child, which only counts them (no security, no durability, no decoding, no acks).
 
 Reported: values/s for both and their ratio (target ≥ 0.5), and the same edgekit run with both
-SQLite files at ``synchronous=NORMAL`` — the difference is the cost of fsync at every commit. To show
-where the time goes, also the spool's admission rate during the run and the collector store alone
+SQLite files at ``synchronous=NORMAL`` — the difference is the cost of fsync at every commit —
+and the median time of one fsync after writing 64 records' bytes on the same disk
+(``fsync_ms_per_commit``). To show where the time goes, also the spool's admission rate during the run and the collector store alone
 (decode + insert + commit, no network), and the end-to-end run with the collector's ``packed``
 features layout (one row per frame instead of one per channel).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import threading
@@ -43,6 +46,7 @@ from edgekit.types import FeatureFrame
 
 CHANNELS, FEATURES = 16, 32
 STREAM = "features/m01"
+CREDIT = 2048  # granted by the collector too (its default, 256, would cap the window)
 
 
 def make_blobs(n: int) -> list[bytes]:
@@ -94,7 +98,7 @@ def raw_rate(blobs: list[bytes]) -> float:
 def _collect(store: str, secret: bytes, allow: str, sync: str, layout: str, ready: Any, stop: Any) -> None:
     from edgekit.collector import Collector
 
-    c = Collector(["tcp://127.0.0.1:*"], store, allow_dir=allow, secret_key=secret, synchronous=sync,
+    c = Collector(["tcp://127.0.0.1:*"], store, allow_dir=allow, secret_key=secret, synchronous=sync, credit=CREDIT,
                   features_layout=layout)
     t = threading.Thread(target=lambda: (stop.wait(), flag.set()))
     flag = threading.Event()
@@ -131,7 +135,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
                                                             "reserve_free_bytes": 0}, "spool"),
                   {"dc": ("features", "gap")})
     cfg = parse(UplinkConfig, {"name": "dc", "endpoints": [endpoint], "server_public_key": str(srv_pub),
-                               "secret_key": {"file": str(gw_sec)}, "credit": 2048, "batch_records": 64,
+                               "secret_key": {"file": str(gw_sec)}, "credit": CREDIT, "batch_records": 64,
                                "compression": "none"}, "uplinks[0]")
     client = UplinkClient(cfg, spool, "gw-1")
 
@@ -192,6 +196,20 @@ def store_rate(blobs: list[bytes], tmp: Path, layout: str) -> float:
     return len(blobs) * CHANNELS * FEATURES / elapsed
 
 
+def fsync_ms(blobs: list[bytes], tmp: Path, rounds: int = 30) -> float:
+    """Median time of one fsync after appending 64 records' bytes to a file (the disk's commit cost)."""
+    chunk = b"".join(blobs[:64])
+    times = []
+    with open(tmp / "fsync-probe", "wb") as f:
+        for _ in range(rounds):
+            f.write(chunk)
+            f.flush()
+            t = time.perf_counter()
+            os.fsync(f.fileno())
+            times.append(time.perf_counter() - t)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
 def measure(quick: bool) -> harness.Figures:
     n = 3000 if quick else 20000
     blobs = make_blobs(n)
@@ -202,6 +220,7 @@ def measure(quick: bool) -> harness.Figures:
         packed = edgekit_rate(blobs, "full", Path(d) / "packed", "packed")
         store_only = store_rate(blobs, Path(d), "wide")
         store_packed = store_rate(blobs, Path(d), "packed")
+        fsync = fsync_ms(blobs, Path(d))
     return {
         "records": n,
         "values_per_record": CHANNELS * FEATURES,
@@ -216,6 +235,7 @@ def measure(quick: bool) -> harness.Figures:
         "edgekit_vs_raw_ratio": full["values_per_s"] / raw,
         "edgekit_packed_vs_raw_ratio": packed["values_per_s"] / raw,
         "fsync_cost_ratio": normal["values_per_s"] / full["values_per_s"],
+        "fsync_ms_per_commit": round(fsync, 3),
     }
 
 
