@@ -35,7 +35,7 @@ import numpy as np
 
 from ..codec import Record, kind_of, pack
 from ..config.schema import GatewayConfig
-from ..errors import ConfigError, EdgekitError, SpoolError, SpoolFull
+from ..errors import ConfigError, SpoolError, SpoolFull
 from ..types import Event, EventKind, FeatureFrame, PointBatch, Severity, WaveformBlock
 from .metrics import GatewayMetrics, MetricsServer
 from .supervisor import Supervisor
@@ -247,9 +247,10 @@ class Gateway:
             t0 = time.perf_counter()
             try:
                 new_events = await loop.run_in_executor(self._executor, self._process, items, events)
-            except EdgekitError as exc:
+            except Exception as exc:  # _process isolates items; this is the last guard: count, ERROR, go on
                 self.metrics.errors.labels("pipeline").inc()
-                log.error("pipeline batch failed, %d items lost: %s", len(items), exc)
+                self.counts["lost"] += len(items)
+                log.error("pipeline batch failed, %d items lost: %r", len(items), exc, exc_info=True)
                 continue
             self.metrics.pipeline_s.observe(time.perf_counter() - t0)
             for event in new_events:
@@ -283,14 +284,29 @@ class Gateway:
                 records.append(item)
             if self.extractor is None:
                 continue
-            frames, gap_events = self.extractor.push(item)
+            try:
+                frames, gap_events = self.extractor.push(item)
+            except Exception as exc:  # one bad block must not cost the batch: count it, ERROR, go on
+                self._item_failed("features", item.asset, exc)
+                continue
             new_events.extend(gap_events)
             for frame in frames:
-                records.append(self._score(frame, new_events))
+                try:
+                    records.append(self._score(frame, new_events))
+                except Exception as exc:  # keep the unscored frame rather than lose it
+                    self._item_failed("scoring", frame.asset, exc)
+                    records.append(frame)
         records.extend(new_events)
         self.counts["events"] += len(events) + len(new_events)
         self._spool(records)
         return new_events
+
+    def _item_failed(self, stage: str, asset: str, exc: Exception) -> None:
+        self.metrics.errors.labels(stage).inc()
+        if stage == "features":
+            self.counts["lost"] += 1
+        log.error("%s failed for %s (%s): %r", stage, asset,
+                  "block lost" if stage == "features" else "frame spooled without scores", exc, exc_info=True)
 
     def _score(self, frame: FeatureFrame, new_events: list[Event]) -> FeatureFrame:
         """Anomaly scores, alarms and zone changes for one frame (worker thread)."""
