@@ -49,6 +49,9 @@ def connect(path: Path, cfg: SpoolConfig) -> sqlite3.Connection:
         if str(mode).lower() != "wal":
             raise sqlite3.DatabaseError(f"cannot switch {path} to WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {cfg.synchronous.upper()}")
+        # builds with SQLITE_SECURE_DELETE (Debian's, this venv's) zero every freed page, i.e. write
+        # each pruned record a second time: FAST zeroes only what is written anyway (acks ~2x cheaper)
+        conn.execute("PRAGMA secure_delete = FAST")
         conn.execute(f"PRAGMA journal_size_limit = {int(cfg.wal_size_limit)}")
     except BaseException:
         conn.close()
