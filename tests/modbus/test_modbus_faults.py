@@ -85,3 +85,28 @@ async def test_fault_reconnect_bad_data_and_isolation(port: int, fault: str, del
     while_sick = period(sink.of("healthy"), t_fault + 0.2, t_clear)
     assert while_sick == pytest.approx(POLL_S, rel=0.10) and before == pytest.approx(POLL_S, rel=0.10)
     assert all(q == Quality.GOOD for b in sink.of("healthy") for q in b.quality)
+
+
+async def test_retries_then_device_timeout(port: int) -> None:
+    # retries = 1: a silent peer costs two attempts (both counted), then DeviceTimeout naming them
+    from edgekit.connectors.modbus.transport import ModbusLink
+    from edgekit.errors import DeviceTimeout
+
+    server = await start_tcp_server({1: {"holding_register": {0: 42, 1: 7}}}, port)
+    proxy = await FaultProxy(port).start()
+    cfg = parse(ModbusConnectionConfig, {
+        "name": "retry", "port": proxy.port, "timeout": "150ms", "retries": 1,
+        "devices": [{"name": "d", "tags": [{"name": "v", "address": 0, "table": "holding_register"}]}],
+    }, "modbus[0]")
+    link = ModbusLink(cfg)
+    try:
+        await link.connect()
+        assert (await link.read("holding_register", 0, 2, 1)).tolist() == [42, 7]
+        proxy.set("half_open")
+        with pytest.raises(DeviceTimeout, match="2 attempts"):
+            await link.read_payload("holding_register", 0, 2, 1)
+        assert (link.requests, link.timeouts) == (3, 2)
+    finally:
+        link.close()
+        await proxy.stop()
+        await server.shutdown()

@@ -440,8 +440,8 @@ class ModbusConnector:
             out.append((req, None, exc, (t0 + time.time()) / 2))
             return False
         finally:
-            self._progress(time.monotonic() + self._request_budget)
-        self._link_result(None)
+            self._deadline = time.monotonic() + self._request_budget  # _progress, inline: every request
+        self._link_silent = 0  # _link_result(None), inline
         out.append((req, raw, None, (t0 + time.time()) / 2))
         return True
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
@@ -166,11 +167,18 @@ class ModbusLink:
         pymodbus itself runs one transaction at a time per client; the bus lock is taken in addition
         only where silence must be kept between frames (RTU), so that the pause belongs to the bus."""
         if self.inter_frame_s:
-            async with self.lock:
-                return await self._attempts(method, args, unit, kwargs)
-        return await self._attempts(method, args, unit, kwargs)
+            return await self._locked(method, args, unit, kwargs, None)
+        return await self._attempts(method, args, unit, kwargs, None)
 
-    async def _attempts(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any]) -> Any:
+    async def _locked(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any],
+                      check: tuple[int, int] | None) -> Any:
+        async with self.lock:
+            return await self._attempts(method, args, unit, kwargs, check)
+
+    async def _attempts(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any],
+                        check: tuple[int, int] | None) -> Any:
+        """The attempts of one request; with ``check`` = (fc, count) the response goes through
+        :func:`check_payload` and its list is returned, else the PDU itself."""
         attempts = self.cfg.retries + 1
         for attempt in range(attempts):
             client = self._client
@@ -180,7 +188,7 @@ class ModbusLink:
             try:
                 # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
                 # beyond that is the poll loop watchdog's business (no second timer per request)
-                return await getattr(client, method)(*args, device_id=unit, **kwargs)
+                pdu = await getattr(client, method)(*args, device_id=unit, **kwargs)
             except (TimeoutError, ModbusIOException) as exc:
                 # pymodbus raises ModbusIOException for "no response" and for a stale answer
                 # (transaction/device id mismatch after an earlier timeout): both are retried
@@ -190,6 +198,7 @@ class ModbusLink:
                         f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
                         f"({attempts} attempt{'s' if attempts > 1 else ''})"
                     ) from exc
+                continue
             except ConnectionException as exc:
                 raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
             except (OSError, ModbusException) as exc:
@@ -197,22 +206,21 @@ class ModbusLink:
             finally:
                 if self.inter_frame_s:
                     await asyncio.sleep(self.inter_frame_s)
+            return pdu if check is None else check_payload(check[0], check[1], pdu)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def read(self, table: str, start: int, count: int, unit: int) -> npt.NDArray[np.generic]:
         """Read and check ``count`` registers/bits; returns uint16 registers or uint8 bits."""
         return to_array(READ_FC[table], count, await self.read_payload(table, start, count, unit))
 
-    async def read_payload(self, table: str, start: int, count: int, unit: int) -> list[Any]:
-        """Read ``count`` registers/bits; returns the response's structurally checked list (see
-        :func:`check_payload`) — the poller decodes it without building an array first."""
+    def read_payload(self, table: str, start: int, count: int, unit: int) -> Coroutine[Any, Any, list[Any]]:
+        """Read ``count`` registers/bits; the coroutine returns the response's structurally checked
+        list (see :func:`check_payload`) — the poller decodes it without building an array first.
+        A plain function handing out the attempts' coroutine: one frame less per request."""
         fc = READ_FC[table]
         if self.inter_frame_s:
-            async with self.lock:
-                pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count})
-        else:
-            pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count})
-        return check_payload(fc, count, pdu)
+            return self._locked(_READ_METHOD[fc], (start,), unit, {"count": count}, (fc, count))
+        return self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, (fc, count))
 
     async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
         if table == "coil":
