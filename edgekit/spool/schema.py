@@ -21,6 +21,7 @@ __all__ = ["FORMAT_VERSION", "Salvage", "check_file", "connect", "create_schema"
 log = logging.getLogger("edgekit.spool")
 
 FORMAT_VERSION = 1
+PAGE_SIZE = 8192  # new files; see connect()
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +46,9 @@ def connect(path: Path, cfg: SpoolConfig) -> sqlite3.Connection:
                            timeout=cfg.busy_timeout)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(cfg.busy_timeout * 1000)}")
+        # takes effect in a new file only (an existing one keeps its page size): 8 KiB pages hold
+        # three ~2.5 KB records where 4 KiB pages hold one — fewer WAL frames per commit
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.DatabaseError(f"cannot switch {path} to WAL mode (got {mode!r})")
