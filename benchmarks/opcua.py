@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _harness as harness
 
 PERIOD_S = 0.02
+QUEUE = 10  # monitored-item queue size, the same for both clients (asyncua's default 0 means "server's choice")
 
 
 def _free_port() -> int:
@@ -71,7 +72,7 @@ async def _bare(endpoint: str, n: int, seconds: float) -> tuple[int, float, floa
     async with Client(endpoint) as client:
         sub = await client.create_subscription(50, Handler())
         nodes = [client.get_node(f"ns=2;s=V{i}") for i in range(n)]
-        await sub.subscribe_data_change(nodes)
+        await sub.subscribe_data_change(nodes, queuesize=QUEUE)
         await asyncio.sleep(0.7)  # initial values and warm-up
         c0, t0, p0 = count, time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
@@ -99,7 +100,11 @@ async def _edgekit(endpoint: str, n: int, seconds: float) -> tuple[int, float, f
 
     cfg = parse(OpcUaConnectionConfig, {
         "name": "bench", "endpoint": endpoint, "security_policy": "None", "allow_insecure": True,
-        "publishing_interval": "50ms", "nodes": [{"tag": f"v{i}", "node_id": f"ns=2;s=V{i}"} for i in range(n)],
+        "publishing_interval": "50ms",
+        # the same monitored-item parameters as the bare client: sampling interval 0 (the server's
+        # fastest) and a queue deep enough to keep every change between two publishes
+        "nodes": [{"tag": f"v{i}", "node_id": f"ns=2;s=V{i}", "sampling_interval": 0, "queue_size": QUEUE}
+                  for i in range(n)],
     })
     sink = CountingSink()
     connector = build(cfg)
