@@ -40,3 +40,10 @@ def test_valid_config_exits_zero(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read config file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parents[2] / "examples").glob("gateway-*.toml")),
+                         ids=lambda p: p.name)
+def test_shipped_example_configs_are_valid(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(example), "--plan"]) == 0, capsys.readouterr().err
+    assert "requests per full scan" in capsys.readouterr().out
