@@ -145,6 +145,9 @@ class Gateway:
             self.uplinks[ucfg.name] = UplinkClient(ucfg, self.spool, cfg.gateway.id)
         if not self.connectors:
             log.warning("no connectors configured: the gateway will only deliver its spool backlog")
+        if not self.uplinks:
+            log.warning("no [[uplinks]] configured: data is computed but not kept "
+                        "(the spool stores only the record kinds some uplink routes)")
 
     # ---- events -----------------------------------------------------------------------------
 
