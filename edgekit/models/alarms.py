@@ -61,6 +61,7 @@ class AlarmBank:
         self._pos = 0
         self._below = np.zeros(c, dtype=np.int32)
         self.active = np.zeros(c, dtype=bool)
+        self._any_active = False  # == self.active.any(), kept so the healthy path skips that reduction
         self.severity = np.zeros(c, dtype=np.int8)
 
     def __repr__(self) -> str:
@@ -88,7 +89,7 @@ class AlarmBank:
         above = scores >= threshold  # NaN compares False
         self._hist[:, self._pos] = above
         self._pos = (self._pos + 1) % cfg.n
-        if not above.any() and not self.active.any():
+        if not self._any_active and not above.any():
             return []  # the common healthy case: nothing to confirm, nothing to clear
         s = np.asarray(scores, dtype=np.float64)
         finite = np.isfinite(s)
@@ -122,6 +123,7 @@ class AlarmBank:
                     self.severity[i] = sev
                     events.append(self._event(EventKind.ALARM_RAISED, i, sev, s[i], threshold, clear_at,
                                               exceed, zones[i], ts, seq, evidence, escalated=True))
+        self._any_active = bool(self.active.any())
         return events
 
     def _event(

@@ -102,8 +102,7 @@ class Baseline:
         loc, inv_scale = self._aligned(names, channels)
         z = np.subtract(values, loc, dtype=np.float32)
         z *= inv_scale
-        np.minimum(z, Z_CLIP, out=z)
-        np.maximum(z, -Z_CLIP, out=z)  # NaN stays NaN
+        np.clip(z, -Z_CLIP, Z_CLIP, out=z)  # NaN stays NaN
         return z
 
     def sample_normalised(self, names: Sequence[str]) -> F32:

@@ -98,6 +98,9 @@ class Detector:
         self._zone_col = self.feature_names.index("zone") if "zone" in self.feature_names else -1
         self._names = (*self.feature_names, *self._columns(self._slots))
         self.columns: tuple[str, ...] = self._columns(self._slots)
+        self._nf = len(self.feature_names)
+        # Several models: column nf repeats the first model's score, model j writes column _first + j.
+        self._first = self._nf + 1 if len(self.columns) > 1 else self._nf
         now = clock()
         for s in self._slots:
             s.next_check = now + s.cfg.reload_interval
@@ -226,42 +229,43 @@ class Detector:
         """Append score columns to ``frame`` and return the alarm events of this block."""
         with self._lock:
             events = self._reload_due()
-            if frame.names != self.feature_names:
+            if frame.names is not self.feature_names and frame.names != self.feature_names:
                 raise PipelineError(
                     f"Detector.score: frame of {frame.asset!r} has {len(frame.names)} feature names that differ "
                     f"from the {len(self.feature_names)} the models were checked against at build"
                 )
-            st = self._asset(frame.asset)
+            st = self._assets.get(frame.asset) or self._asset(frame.asset)
             if st.baseline is None:
                 self._commission(st, frame)
+            values = frame.values
             z: F32 | None = None
             if st.baseline is not None:
-                z = st.baseline.normalise(frame.values, frame.names, frame.channels)
-            zone = frame.values[:, self._zone_col] if self._zone_col >= 0 else None
-            nf = len(self.feature_names)
-            out = np.empty((len(frame.channels), nf + len(self.columns)), dtype=np.float32)
-            out[:, :nf] = frame.values
-            first = nf + 1 if len(self.columns) > 1 else nf  # several models: column nf repeats the first
+                z = st.baseline.normalise(values, frame.names, frame.channels)
+            nf = self._nf
+            out = np.empty((values.shape[0], nf + len(self.columns)), dtype=np.float32)
+            out[:, :nf] = values
+            first = self._first
             for j, slot in enumerate(self._slots):
                 scores = self._score_slot(slot, frame, z)
                 out[:, first + j] = scores
-                events.extend(self._alarms(st, slot, frame, scores, z, zone))
-        if len(self.columns) > 1:
+                thr = self._threshold(st, slot)
+                if thr is not None:
+                    events.extend(self._alarms(st, slot, thr, frame, scores, z))
+        if first > nf:
             out[:, nf] = out[:, nf + 1]
         scored = FeatureFrame(
-            asset=frame.asset, values=out, names=self.names, channels=frame.channels, t0=frame.t0,
+            asset=frame.asset, values=out, names=self._names, channels=frame.channels, t0=frame.t0,
             seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
         )
         return scored, events
 
     def _score_slot(self, slot: _Slot, frame: FeatureFrame, z: F32 | None) -> F32:
-        n = len(frame.channels)
         cfg, scorer = slot.cfg, slot.scorer
         if cfg.assets and frame.asset not in cfg.assets:
-            return np.full(n, np.nan, np.float32)
+            return np.full(len(frame.channels), np.nan, np.float32)
         if scorer.info.normalise == "baseline":
             if z is None:
-                return np.full(n, np.nan, np.float32)
+                return np.full(len(frame.channels), np.nan, np.float32)
             x = scorer.select(z)
         else:
             x = scorer.select(frame.values)
@@ -271,24 +275,21 @@ class Detector:
         return scorer.score(x, quality)
 
     def _alarms(
-        self, st: _Asset, slot: _Slot, frame: FeatureFrame, scores: F32, z: F32 | None, zone: F32 | None
+        self, st: _Asset, slot: _Slot, thr: Threshold, frame: FeatureFrame, scores: F32, z: F32 | None
     ) -> list[Event]:
-        thr = self._threshold(st, slot)
-        if thr is None:
-            return []
         name = slot.name
         bank = st.banks.get(name)
         if bank is None or bank.channels != frame.channels:
             bank = st.banks[name] = AlarmBank(slot.cfg.alarm, asset=frame.asset, model=name,
                                               channels=frame.channels)
-        top_n = slot.cfg.alarm.top_features
-        cols = slot.scorer.columns
+        zone = frame.values[:, self._zone_col] if self._zone_col >= 0 else None
 
-        def evidence(i: int) -> list[dict[str, Any]]:
+        def evidence(i: int) -> list[dict[str, Any]]:  # called only for an emitted alarm_raised event
             if z is None:
                 return []
+            cols = slot.scorer.columns
             row = z[i, cols].astype(np.float64)
-            order = np.argsort(-np.nan_to_num(np.abs(row), nan=-1.0))[:top_n]
+            order = np.argsort(-np.nan_to_num(np.abs(row), nan=-1.0))[: slot.cfg.alarm.top_features]
             return [
                 {"name": slot.scorer.info.inputs[j], "z": round(float(row[j]), 3),
                  "value": float(frame.values[i, cols[j]])}
