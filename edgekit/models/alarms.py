@@ -89,7 +89,7 @@ class AlarmBank:
         above = scores >= threshold  # NaN compares False
         self._hist[:, self._pos] = above
         self._pos = (self._pos + 1) % cfg.n
-        if not self._any_active and not above.any():
+        if not self._any_active and True not in above.tolist():  # tolist: cheaper than .any() for a few rows
             return []  # the common healthy case: nothing to confirm, nothing to clear
         s = np.asarray(scores, dtype=np.float64)
         finite = np.isfinite(s)
