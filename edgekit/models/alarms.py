@@ -86,8 +86,8 @@ class AlarmBank:
     ) -> list[Event]:
         """Advance by one block of ``scores`` (one per channel); return raised/cleared events."""
         cfg = self.cfg
-        above = scores >= threshold  # NaN compares False
-        self._hist[:, self._pos] = above
+        # Written straight into the ring buffer's column (one ufunc, no temporary); NaN compares False.
+        above = np.greater_equal(scores, threshold, out=self._hist[:, self._pos])
         self._pos = (self._pos + 1) % cfg.n
         if not self._any_active and True not in above.tolist():  # tolist: cheaper than .any() for a few rows
             return []  # the common healthy case: nothing to confirm, nothing to clear
