@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,8 +29,8 @@ def demo(args: argparse.Namespace) -> int:
     from ..runtime.logs import setup_logging
 
     if args.machines < 2:
-        parser_error = "--machines must be at least 2 (m02 is the machine that develops a fault)"
-        print(f"edgekit demo: {parser_error}")
+        print("edgekit demo: --machines must be at least 2 (m02 is the machine that develops a fault)",
+              file=sys.stderr)
         return 2
     setup_logging(args.log_level)
     opts = DemoOptions(duration_s=args.duration, machines=args.machines, seed=args.seed,

@@ -7,7 +7,6 @@ them. See docs/configuration.md for every key (generated from these types by
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -83,11 +82,3 @@ class GatewayConfig:
                     raise ConfigError(f"{section}[{i}].name", f"{name!r} is used twice; names must be unique")
                 seen.add(str(name))
 
-
-def connector_configs(cfg: GatewayConfig) -> list[object]:
-    """All connector sections, in file order by kind."""
-    return [*cfg.modbus, *cfg.opcua, *cfg.replay]
-
-
-def replace(cfg: GatewayConfig, **changes: object) -> GatewayConfig:
-    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]

@@ -213,16 +213,12 @@ async def run_demo(o: DemoOptions) -> dict[str, Any]:
 
 def _summary(gateway: Gateway, store: Path, o: DemoOptions, elapsed: float) -> dict[str, Any]:
     from ..collector.store import store_summary
-    from ..spool import Spool
 
     stored = store_summary(store)
-    # reopen the spool read-side to see what was left unacknowledged (nothing, after a clean drain)
     spool_stats = gateway.spool_final_stats
-    spool = Spool(spool_stats["path"], gateway.cfg.spool, {u.name: tuple(u.kinds()) for u in gateway.cfg.uplinks})
-    try:
-        pending = {name: spool.backlog(name)[0] for name in gateway.uplinks}
-    finally:
-        spool.close()
+    # what was left unacknowledged when the gateway closed its spool (nothing, after a clean drain);
+    # an unknown backlog counts as 0, so anything undelivered shows up as lost rather than pending
+    pending = {name: int(h.get("backlog", 0)) for name, h in gateway.final_uplink_health.items()}
     spooled = int(spool_stats.get("appended", 0))
     delivered = int(stored["records"])
     still_pending = max(pending.values()) if pending else 0
