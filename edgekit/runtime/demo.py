@@ -29,7 +29,7 @@ from typing import Any
 
 from ..config import loads
 from ..resources import models_dir
-from .gateway import Gateway, check_config
+from .gateway import Gateway, check_config, zone_letter
 from .view import render, run_view
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -224,9 +224,8 @@ def _summary(gateway: Gateway, store: Path, o: DemoOptions, elapsed: float) -> d
     still_pending = max(pending.values()) if pending else 0
     per_machine = {}
     for asset, s in sorted(gateway.latest.items()):
-        zone = s.get("zone")
         per_machine[asset] = {
-            "final_zone": "ABCD"[int(zone)] if isinstance(zone, float) and zone == zone else None,
+            "final_zone": zone_letter(s.get("zone")),
             "final_velocity_rms_mm_s": s.get("velocity_rms_mm_s"),
             "max_anomaly_score": s.get("max_anomaly_score"),
             "alarms_raised": s.get("alarms_raised", 0),

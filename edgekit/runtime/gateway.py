@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections import deque
@@ -36,6 +37,7 @@ import numpy as np
 from ..codec import Record, kind_of, pack
 from ..config.schema import GatewayConfig
 from ..errors import ConfigError, SpoolError, SpoolFull
+from ..pipeline.zones import ZONE_LETTERS
 from ..types import Event, EventKind, FeatureFrame, PointBatch, Severity, WaveformBlock
 from .metrics import GatewayMetrics, MetricsServer
 from .supervisor import Supervisor
@@ -44,7 +46,6 @@ __all__ = ["Gateway", "GatewaySink"]
 
 log = logging.getLogger("edgekit.runtime")
 
-_ZONES = "ABCD"
 
 
 class GatewaySink:
@@ -377,8 +378,8 @@ class Gateway:
             if old is not None and old != zi:
                 sev = Severity.ALARM if zi >= 2 else Severity.INFO
                 out.append(Event(EventKind.ZONE_CHANGED, f"{frame.asset}/{ch}",
-                                 f"zone {_ZONES[old]} -> {_ZONES[zi]}", sev,
-                                 data={"from": _ZONES[old], "to": _ZONES[zi]}))
+                                 f"zone {ZONE_LETTERS[old]} -> {ZONE_LETTERS[zi]}", sev,
+                                 data={"from": ZONE_LETTERS[old], "to": ZONE_LETTERS[zi]}))
         return out
 
     def _remember(self, frame: FeatureFrame) -> None:
@@ -429,6 +430,13 @@ def _bind_run(conn: Any, sink: GatewaySink) -> Any:
         await conn.run(sink)
 
     return run
+
+
+def zone_letter(zone: Any) -> str | None:
+    """``"A"``…``"D"`` for a finite zone feature value, else ``None``."""
+    if isinstance(zone, float) and math.isfinite(zone):
+        return ZONE_LETTERS[int(zone)]
+    return None
 
 
 def _safe_health(part: Any) -> dict[str, Any]:

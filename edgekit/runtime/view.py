@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["render", "run_view"]
+from .gateway import zone_letter
 
-_ZONES = "ABCD"
+__all__ = ["render", "run_view"]
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -31,8 +31,7 @@ def render(gateway: Any, elapsed_s: float) -> str:
     lines.append(f"{'machine':<10}{'zone':>5}{'v_rms mm/s':>12}{'score':>8}{'max':>8}{'alarm':>7}{'alarms':>8}")
     for asset in sorted(gateway.latest):
         s = gateway.latest[asset]
-        zone = s.get("zone")
-        zone_txt = _ZONES[int(zone)] if isinstance(zone, float) and math.isfinite(zone) else "-"
+        zone_txt = zone_letter(s.get("zone")) or "-"
         lines.append(
             f"{asset:<10}{zone_txt:>5}{_fmt(s.get('velocity_rms_mm_s'), '.2f'):>12}"
             f"{_fmt(s.get('anomaly_score'), '.2f'):>8}{_fmt(s.get('max_anomaly_score'), '.2f'):>8}"
