@@ -17,12 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import socket
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 Figures = dict[str, Any]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:

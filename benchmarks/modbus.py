@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import struct
 import subprocess
@@ -44,12 +43,6 @@ DEVICES = 50
 WARMUP = 100  # requests (one full scan) before a raw run's clock starts; edgekit gets 0.2 s of polling
 TYPES = [("uint16", 1), ("int16", 1), ("float32", 2), ("uint32", 2), ("int64", 4), ("float64", 4)]
 ORDERS = ["ABCD", "CDAB", "BADC", "DCBA"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tags() -> list[dict[str, Any]]:
@@ -213,7 +206,7 @@ def measure(quick: bool) -> dict[str, Any]:
     from edgekit.connectors.modbus.planner import ReadPlanner
 
     seconds, rounds = (0.5, 5) if quick else (1.0, 10)
-    port = _free_port()
+    port = harness.free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(DEVICES)],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:

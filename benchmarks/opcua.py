@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,12 +28,6 @@ import _harness as harness
 
 PERIOD_S = 0.02
 QUEUE = 10  # monitored-item queue size, the same for both clients (asyncua's default 0 means "server's choice")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _serve(port: int, n: int) -> None:
@@ -129,7 +122,7 @@ def measure(quick: bool) -> dict[str, Any]:
     n = 200
     seconds = 2.0 if quick else 10.0
     rounds = 1 if quick else 2
-    port = _free_port()
+    port = harness.free_port()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, __file__, "_serve", str(port), str(n)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from portutil import free_port  # re-exported for the OPC UA tests
 
 from edgekit.config.parse import parse
 from edgekit.connectors.opcua import OpcUaConnectionConfig, OpcUaConnector, build
 from edgekit.connectors.opcua.certgen import generate
 from edgekit.types import Event, EventKind, PointBatch, WaveformBlock
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 HERE = Path(__file__).resolve().parent
 SERVER_APP = HERE / "server_app.py"

@@ -7,18 +7,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from portutil import free_port
 from pymodbus.client import ModbusTcpClient
 
 from edgekit.cli import main
 from edgekit.sim.spawn import spawn, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fault_active(port: int, unit: int) -> bool:
