@@ -119,10 +119,7 @@ def graph(params: Params) -> onnx.ModelProto:
         helper.make_node("Mul", ["sse", "inv_f"], ["anomaly_score"]),
     ]
     g = helper.make_graph(nodes, NAME, [x], [y], inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgekit-zoo")
-    model.ir_version = 8
-    model.doc_string = "Autoencoder reconstruction error of baseline z-scores (see autoencoder.md)"
-    return model
+    return common.zoo_model(g, "Autoencoder reconstruction error of baseline z-scores (see autoencoder.md)")
 
 
 def main(out_dir: Path = common.ZOO) -> Path:

@@ -101,6 +101,17 @@ def default_threshold(scores: np.ndarray, margin: float = 0.5) -> float:
     return float(thr)
 
 
+def zoo_model(graph: onnx.GraphProto, doc: str, *, ml_opset: bool = False) -> onnx.ModelProto:
+    """Wrap a zoo graph the same way for every model: opset 17 (+ ai.onnx.ml 3), IR 8, producer, doc."""
+    opsets = [onnx.helper.make_opsetid("", 17)]
+    if ml_opset:
+        opsets.append(onnx.helper.make_opsetid("ai.onnx.ml", 3))
+    model = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="edgekit-zoo")
+    model.ir_version = 8
+    model.doc_string = doc
+    return model
+
+
 def save(model: onnx.ModelProto, name: str, threshold: float, out_dir: Path = ZOO) -> Path:
     """Check, annotate (baseline-normalised zoo features) and write ``<out_dir>/<name>.onnx``."""
     onnx.checker.check_model(model)

@@ -86,11 +86,8 @@ def export_forest(forest: Any) -> onnx.ModelProto:
         numpy_helper.from_array(np.array(forest.offset_, np.float32), "offset"),
     ]
     g = helper.make_graph(nodes, NAME, [x], [y], inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
-                              producer_name="edgekit-zoo")
-    model.ir_version = 8
-    model.doc_string = "IsolationForest on baseline z-scores; output = -decision_function (see isolation_forest.md)"
-    return model
+    return common.zoo_model(
+        g, "IsolationForest on baseline z-scores; output = -decision_function (see isolation_forest.md)", ml_opset=True)
 
 
 def main(out_dir: Path = common.ZOO) -> Path:

@@ -61,10 +61,7 @@ def graph(mu: np.ndarray, w: np.ndarray) -> onnx.ModelProto:
         helper.make_node("Sqrt", ["d2f"], ["anomaly_score"]),
     ]
     g = helper.make_graph(nodes, NAME, [x], [y], inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgekit-zoo")
-    model.ir_version = 8
-    model.doc_string = "PCA-regularised Mahalanobis distance of baseline z-scores (see mahalanobis.md)"
-    return model
+    return common.zoo_model(g, "PCA-regularised Mahalanobis distance of baseline z-scores (see mahalanobis.md)")
 
 
 def main(out_dir: Path = common.ZOO) -> Path:
