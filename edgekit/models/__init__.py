@@ -1,6 +1,7 @@
 """ONNX anomaly detection: the model contract, batched scoring, per-asset baselines and alarms.
 
-The runtime calls :func:`build_detector` once at start-up and ``Detector.score(frame)`` per block;
+The runtime calls :func:`build_detector` once at start-up and ``Detector.score_many(frames)`` per worker
+batch (``Detector.score(frame)`` for one block);
 see docs/models.md. ``annotate``/``check`` implement the model contract (``edgekit.models.contract``).
 """
 
@@ -9,7 +10,7 @@ from .alarms import AlarmBank, severity_of
 from .baseline import Baseline, BaselineLearner, calibrate_threshold, fit_baseline, load_baseline
 from .config import AlarmConfig, BaselineConfig, ModelConfig
 from .contract import ModelInfo, annotate, check
-from .detector import Detector, Threshold, build_detector
+from .detector import Detector, Scored, Threshold, build_detector
 from .scorer import Scorer, load_scorer
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Detector",
     "ModelConfig",
     "ModelInfo",
+    "Scored",
     "Scorer",
     "Threshold",
     "annotate",

@@ -35,7 +35,8 @@ import numpy.typing as npt
 from ..errors import PipelineError
 from ..types import FeatureFrame, Quality
 
-__all__ = ["Baseline", "BaselineLearner", "baseline_path", "calibrate_threshold", "fit_baseline", "load_baseline"]
+__all__ = ["Baseline", "BaselineLearner", "baseline_path", "calibrate_threshold", "fit_baseline", "load_baseline",
+           "normalise_with"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -68,7 +69,7 @@ class Baseline:
         default_factory=dict, repr=False
     )
 
-    def _aligned(self, names: Sequence[str], channels: Sequence[str]) -> tuple[F32, F32]:
+    def aligned(self, names: Sequence[str], channels: Sequence[str]) -> tuple[F32, F32]:
         """float32 location and 1/scale laid out as ``(len(channels), len(names))``; NaN where unknown."""
         key = (tuple(names), tuple(channels))
         hit = self._maps.get(key)
@@ -99,14 +100,8 @@ class Baseline:
 
     def normalise(self, values: F32, names: Sequence[str], channels: Sequence[str]) -> F32:
         """Robust z-scores of ``values`` ``(len(channels), len(names))``; NaN where no statistics exist."""
-        loc, inv_scale = self._aligned(names, channels)
-        z = np.subtract(values, loc) if values.dtype == np.float32 else np.subtract(values, loc, dtype=np.float32)
-        np.multiply(z, inv_scale, out=z)
-        # Two plain ufuncs, not np.clip: its Python wrapper layers cost ~3 us per block right after
-        # feature extraction (cold caches).
-        np.minimum(z, Z_CLIP, out=z)
-        np.maximum(z, -Z_CLIP, out=z)  # NaN stays NaN
-        return z
+        loc, inv_scale = self.aligned(names, channels)
+        return normalise_with(values, loc, inv_scale)
 
     def sample_normalised(self, names: Sequence[str]) -> F32:
         """The stored healthy rows, normalised, with columns ``names`` (rows with gaps are NaN)."""
@@ -217,6 +212,17 @@ class Baseline:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PipelineError(f"{where}: malformed baseline file: {exc!r}") from exc
+
+
+def normalise_with(values: F32, loc: F32, inv_scale: F32) -> F32:
+    """``clip((values - loc) x inv_scale, -Z_CLIP, Z_CLIP)`` as float32 in a new array (NaN stays NaN)."""
+    z = np.subtract(values, loc) if values.dtype == np.float32 else np.subtract(values, loc, dtype=np.float32)
+    np.multiply(z, inv_scale, out=z)
+    # Two plain ufuncs, not np.clip: its Python wrapper layers cost ~3 us per block right after
+    # feature extraction (cold caches).
+    np.minimum(z, Z_CLIP, out=z)
+    np.maximum(z, -Z_CLIP, out=z)
+    return z
 
 
 def load_baseline(directory: str | Path, asset: str) -> Baseline | None:

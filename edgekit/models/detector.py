@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,11 +38,18 @@ import numpy.typing as npt
 from ..errors import EdgekitError, ModelContractError, PipelineError
 from ..types import Event, EventKind, FeatureFrame, Quality, Severity
 from .alarms import AlarmBank
-from .baseline import Baseline, BaselineLearner, baseline_path, calibrate_threshold, load_baseline
+from .baseline import (
+    Baseline,
+    BaselineLearner,
+    baseline_path,
+    calibrate_threshold,
+    load_baseline,
+    normalise_with,
+)
 from .config import BaselineConfig, ModelConfig
 from .scorer import Scorer, load_scorer
 
-__all__ = ["Detector", "Threshold", "build_detector"]
+__all__ = ["Detector", "Scored", "Threshold", "build_detector"]
 
 log = logging.getLogger("edgekit.models")
 F32 = npt.NDArray[np.float32]
@@ -59,6 +66,15 @@ class Threshold:
     source: str  # "config" | "baseline" | "model" | "model (floor above baseline calibration)"
 
 
+class Scored(NamedTuple):
+    """One frame's result of :meth:`Detector.score_many`: the scored frame and its events, or, when
+    ``error`` is set, the input frame unscored (no events)."""
+
+    frame: FeatureFrame
+    events: list[Event]
+    error: Exception | None
+
+
 @dataclass
 class _Slot:
     cfg: ModelConfig
@@ -73,7 +89,8 @@ class _Asset:
     baseline: Baseline | None = None
     learner: BaselineLearner | None = None
     warned: bool = False
-    thresholds: dict[str, tuple[str, Threshold | None]] = field(default_factory=dict)
+    # per model: (model sha256, the baseline it was calibrated on, threshold)
+    thresholds: dict[str, tuple[str, Baseline | None, Threshold | None]] = field(default_factory=dict)
     banks: dict[str, AlarmBank] = field(default_factory=dict)
 
 
@@ -187,15 +204,16 @@ class Detector:
         """The threshold in force for ``model`` on ``asset`` (None: no alarms possible yet)."""
         with self._lock:
             slot = next(s for s in self._slots if s.name == model)
-            return self._threshold(self._asset(asset), slot)
+            st = self._asset(asset)
+            return self._threshold(st, slot, st.baseline)
 
-    def _threshold(self, st: _Asset, slot: _Slot) -> Threshold | None:
+    def _threshold(self, st: _Asset, slot: _Slot, base: Baseline | None) -> Threshold | None:
+        """The threshold of ``slot`` on this asset with baseline ``base``; cached per model file and baseline."""
         key = slot.scorer.info.sha256
         hit = st.thresholds.get(slot.name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if hit is not None and hit[0] == key and hit[1] is base:
+            return hit[2]
         cfg, info = slot.cfg, slot.scorer.info
-        base = st.baseline
         healthy = self._healthy_scores(base, slot) if base is not None else None
         centre = float(np.nanmedian(healthy)) if healthy is not None and np.isfinite(healthy).sum() else 0.0
         thr: Threshold | None = None
@@ -209,7 +227,7 @@ class Detector:
                 thr = Threshold(value, med, "baseline")
         elif info.threshold is not None:
             thr = Threshold(info.threshold, min(centre, info.threshold), "model")
-        st.thresholds[slot.name] = (key, thr)
+        st.thresholds[slot.name] = (key, base, thr)
         return thr
 
     def _healthy_scores(self, base: Baseline, slot: _Slot) -> F32:
@@ -226,53 +244,164 @@ class Detector:
 
     # -- scoring ------------------------------------------------------------------------------------
     def score(self, frame: FeatureFrame) -> tuple[FeatureFrame, list[Event]]:
-        """Append score columns to ``frame`` and return the alarm events of this block."""
+        """Append score columns to ``frame`` and return the alarm events of this block.
+
+        Raises what scoring raised (e.g. PipelineError for a frame whose feature names differ).
+        """
+        (scored, events, error), = self.score_many((frame,))
+        if error is not None:
+            raise error
+        return scored, events
+
+    def score_many(self, frames: Sequence[FeatureFrame]) -> list[Scored]:
+        """Score several frames (any assets, in arrival order) with ONE ``session.run`` per model.
+
+        The result is, frame by frame, exactly what ``score`` called on each frame in the same order
+        gives: commissioning, baselines, thresholds, k-of-n windows, hysteresis and events advance per
+        asset and channel in frame order. Differences: hot reload is checked once per call (its events
+        go with the first frame); a frame that cannot be scored comes back unscored with its
+        ``error`` set and leaves no trace in any state (no commissioning, no alarm window).
+        """
         with self._lock:
-            events = self._reload_due()
+            reload_events = self._reload_due()
+            results = self._score_locked(frames)
+        if reload_events:
+            for r in results:  # the first frame that was scored carries them (as score() would)
+                if r.error is None:
+                    r.events[:0] = reload_events
+                    break
+            else:
+                if results:
+                    results[0].events[:0] = reload_events
+        return results
+
+    def _score_locked(self, frames: Sequence[FeatureFrame]) -> list[Scored]:
+        nf = self._nf
+        results: list[Scored] = [Scored(f, [], None) for f in frames]
+        # 1. Per frame, in order: layout check, asset state, commissioning -> the baseline each frame is
+        #    normalised by (a frame that completes its asset's commissioning is scored, as in score()).
+        todo: list[tuple[int, _Asset, Baseline | None]] = []
+        for i, frame in enumerate(frames):
             if frame.names is not self.feature_names and frame.names != self.feature_names:
-                raise PipelineError(
+                results[i] = Scored(frame, [], PipelineError(
                     f"Detector.score: frame of {frame.asset!r} has {len(frame.names)} feature names that differ "
-                    f"from the {len(self.feature_names)} the models were checked against at build"
-                )
+                    f"from the {len(self.feature_names)} the models were checked against at build"))
+                continue
             st = self._assets.get(frame.asset) or self._asset(frame.asset)
             if st.baseline is None:
                 self._commission(st, frame)
-            values = frame.values
-            z: F32 | None = None
-            if st.baseline is not None:
-                z = st.baseline.normalise(values, frame.names, frame.channels)
-            nf = self._nf
-            out = np.empty((values.shape[0], nf + len(self.columns)), dtype=np.float32)
-            out[:, :nf] = values
-            first = self._first
-            for j, slot in enumerate(self._slots):
-                scores = self._score_slot(slot, frame, z)
-                out[:, first + j] = scores
-                thr = self._threshold(st, slot)
-                if thr is not None:
-                    events.extend(self._alarms(st, slot, thr, frame, scores, z))
+            todo.append((i, st, st.baseline))
+        if not todo:
+            return results
+        # 2. Stack every row of every frame: normalise once, one run per model.
+        fs = [frames[i] for i, _, _ in todo]
+        if len(fs) == 1:
+            values = fs[0].values
+            quality = fs[0].quality
+            bounds = [0, values.shape[0]]
+        else:
+            values = np.concatenate([f.values for f in fs])
+            quality = np.concatenate([f.quality for f in fs])
+            bounds = [0]
+            for f in fs:
+                bounds.append(bounds[-1] + f.values.shape[0])
+        z = self._normalise(fs, [b for _, _, b in todo], values)
+        out = np.empty((values.shape[0], nf + len(self.columns)), dtype=np.float32)
+        out[:, :nf] = values
+        first = self._first
+        slot_scores = []
+        for j, slot in enumerate(self._slots):
+            scores = out[:, first + j]
+            try:
+                scores[:] = self._score_rows(slot, fs, todo, z, values, quality, bounds)
+            except Exception as exc:  # onnxruntime's own errors: find the frames that fail alone
+                self._score_rows_one_by_one(slot, fs, todo, z, values, quality, bounds, scores, results, exc)
+            slot_scores.append(scores)
         if first > nf:
             out[:, nf] = out[:, nf + 1]
-        scored = FeatureFrame(
-            asset=frame.asset, values=out, names=self._names, channels=frame.channels, t0=frame.t0,
-            seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
-        )
-        return scored, events
+        # 3. Per frame, in order: thresholds, alarms, the scored frame.
+        for k, (i, st, base) in enumerate(todo):
+            if results[i].error is not None:
+                continue
+            frame = fs[k]
+            a, b = bounds[k], bounds[k + 1]
+            events = results[i].events
+            zk = None if base is None or z is None else z[a:b]
+            for j, slot in enumerate(self._slots):
+                thr = self._threshold(st, slot, base)
+                if thr is not None:
+                    events.extend(self._alarms(st, slot, thr, frame, slot_scores[j][a:b], zk))
+            results[i] = Scored(FeatureFrame(
+                asset=frame.asset, values=out[a:b], names=self._names, channels=frame.channels, t0=frame.t0,
+                seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
+            ), events, None)
+        return results
 
-    def _score_slot(self, slot: _Slot, frame: FeatureFrame, z: F32 | None) -> F32:
-        cfg, scorer = slot.cfg, slot.scorer
-        if cfg.assets and frame.asset not in cfg.assets:
-            return np.full(len(frame.channels), np.nan, np.float32)
+    def _normalise(self, fs: Sequence[FeatureFrame], bases: Sequence[Baseline | None], values: F32) -> F32 | None:
+        """Robust z-scores of the stacked ``values`` (rows of frames without a baseline: NaN)."""
+        if len(fs) == 1:
+            base = bases[0]
+            return None if base is None else base.normalise(values, fs[0].names, fs[0].channels)
+        if all(b is None for b in bases):
+            return None
+        locs, invs = [], []
+        for f, base in zip(fs, bases, strict=True):
+            if base is None:
+                nan = np.full(f.values.shape, np.nan, np.float32)
+                locs.append(nan)
+                invs.append(nan)
+            else:
+                loc, inv = base.aligned(f.names, f.channels)
+                locs.append(loc)
+                invs.append(inv)
+        return normalise_with(values, np.concatenate(locs), np.concatenate(invs))
+
+    def _row_quality(self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
+                     quality: npt.NDArray[np.uint8], bounds: Sequence[int]) -> npt.NDArray[np.uint8]:
+        """``quality`` with BAD on every row this slot must not score (other assets/channels, no baseline)."""
+        cfg = slot.cfg
+        needs_base = slot.scorer.info.normalise == "baseline"
+        skip = [k for k, (f, (_, _, base)) in enumerate(zip(fs, todo, strict=True))
+                if (cfg.assets and f.asset not in cfg.assets) or (needs_base and base is None)]
+        if not skip and not cfg.channels:
+            return quality
+        q = quality.copy()
+        for k in skip:
+            q[bounds[k]:bounds[k + 1]] = _BAD
+        if cfg.channels:
+            chans = [c for f in fs for c in f.channels]
+            q[~np.isin(np.asarray(chans), cfg.channels)] = _BAD
+        return q
+
+    def _score_rows(self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
+                    z: F32 | None, values: F32, quality: npt.NDArray[np.uint8], bounds: Sequence[int]) -> F32:
+        scorer = slot.scorer
         if scorer.info.normalise == "baseline":
             if z is None:
-                return np.full(len(frame.channels), np.nan, np.float32)
+                return np.full(values.shape[0], np.nan, np.float32)
             x = scorer.select(z)
         else:
-            x = scorer.select(frame.values)
-        quality = frame.quality
-        if cfg.channels:
-            quality = np.where(np.isin(np.asarray(frame.channels), cfg.channels), quality, _BAD).astype(np.uint8)
-        return scorer.score(x, quality)
+            x = scorer.select(values)
+        return scorer.score(x, self._row_quality(slot, fs, todo, quality, bounds))
+
+    def _score_rows_one_by_one(
+        self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
+        z: F32 | None, values: F32, quality: npt.NDArray[np.uint8], bounds: Sequence[int], scores: F32,
+        results: list[Scored], exc: Exception,
+    ) -> None:
+        """The batched run failed: score frame by frame; frames that fail alone come back with the error."""
+        if len(fs) == 1:
+            scores[:] = np.nan
+            results[todo[0][0]] = Scored(fs[0], [], exc)
+            return
+        for k, (i, _, _) in enumerate(todo):
+            a, b = bounds[k], bounds[k + 1]
+            try:
+                scores[a:b] = self._score_rows(slot, fs[k:k + 1], todo[k:k + 1], None if z is None else z[a:b],
+                                               values[a:b], quality[a:b], [0, b - a])
+            except Exception as one:  # onnxruntime's own error types
+                scores[a:b] = np.nan
+                results[i] = Scored(fs[k], [], one)
 
     def _alarms(
         self, st: _Asset, slot: _Slot, thr: Threshold, frame: FeatureFrame, scores: F32, z: F32 | None

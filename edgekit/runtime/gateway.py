@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,14 @@ __all__ = ["Gateway", "GatewaySink"]
 
 log = logging.getLogger("edgekit.runtime")
 
+
+
+class _Unscored(NamedTuple):
+    """A frame the detector did not score (no detector, or scoring failed): same shape as ``Scored``."""
+
+    frame: FeatureFrame
+    events: list[Event]
+    error: Exception | None
 
 
 class GatewaySink:
@@ -271,10 +279,27 @@ class Gateway:
     # ---- worker thread ------------------------------------------------------------------------
 
     def _process(self, items: list[PointBatch | WaveformBlock], events: list[Event]) -> list[Event]:
-        """Runs in the worker thread: features, scoring, alarms, spool writes. Returns new events."""
+        """Runs in the worker thread: features, scoring, alarms, spool writes. Returns new events.
+
+        Features of every block of the batch first, then ONE ``Detector.score_many`` over all their
+        frames (one ``session.run`` per model for the whole batch), then records and events in item
+        order: exactly what scoring frame by frame gives (docs/models.md, "Scoring").
+        """
         records: list[Record] = list(events)
         new_events: list[Event] = []
+        features: list[tuple[list[FeatureFrame], list[Event]] | None] = []
         for item in items:
+            if isinstance(item, PointBatch) or self.extractor is None:
+                features.append(None)
+                continue
+            try:
+                features.append(self.extractor.push(item))
+            except Exception as exc:  # one bad block must not cost the batch: count it, ERROR, go on
+                self._item_failed("features", item.asset, exc)
+                features.append(None)
+        frames = [f for got in features if got is not None for f in got[0]]
+        scored = iter(self._score_frames(frames))
+        for item, got in zip(items, features, strict=True):
             self.counts["processed"] += 1
             if isinstance(item, PointBatch):
                 self.counts["points"] += len(item)
@@ -286,24 +311,29 @@ class Gateway:
                 self.cfg.gateway.waveforms == "alarms" and item.asset in self._alarm_assets
             ):
                 records.append(item)
-            if self.extractor is None:
+            if got is None:
                 continue
-            try:
-                frames, gap_events = self.extractor.push(item)
-            except Exception as exc:  # one bad block must not cost the batch: count it, ERROR, go on
-                self._item_failed("features", item.asset, exc)
-                continue
-            new_events.extend(gap_events)
-            for frame in frames:
-                try:
-                    records.append(self._score(frame, new_events))
-                except Exception as exc:  # keep the unscored frame rather than lose it
-                    self._item_failed("scoring", frame.asset, exc)
+            new_events.extend(got[1])
+            for frame in got[0]:
+                result = next(scored)
+                if result.error is not None:  # keep the unscored frame rather than lose it
+                    self._item_failed("scoring", frame.asset, result.error)
                     records.append(frame)
+                else:
+                    records.append(self._score(result.frame, result.events, new_events))
         records.extend(new_events)
         self.counts["events"] += len(events) + len(new_events)
         self._spool(records)
         return new_events
+
+    def _score_frames(self, frames: list[FeatureFrame]) -> list[Any]:
+        """``Detector.score_many`` results of ``frames`` (unscored results without a detector)."""
+        if self.detector is None or not frames:
+            return [_Unscored(f, [], None) for f in frames]  # unscored frames still get zone events
+        try:
+            return list(self.detector.score_many(frames))
+        except Exception as exc:  # score_many isolates frames; this is the last guard: frames spooled unscored
+            return [_Unscored(f, [], exc) for f in frames]
 
     def _item_failed(self, stage: str, asset: str, exc: Exception) -> None:
         self.metrics.errors.labels(stage).inc()
@@ -312,18 +342,16 @@ class Gateway:
         log.error("%s failed for %s (%s): %r", stage, asset,
                   "block lost" if stage == "features" else "frame spooled without scores", exc, exc_info=True)
 
-    def _score(self, frame: FeatureFrame, new_events: list[Event]) -> FeatureFrame:
-        """Anomaly scores, alarms and zone changes for one frame (worker thread)."""
+    def _score(self, frame: FeatureFrame, alarm_events: list[Event], new_events: list[Event]) -> FeatureFrame:
+        """Book one scored frame's alarms and zone changes (worker thread, in item order)."""
         asset = frame.asset
-        if self.detector is not None:
-            frame, alarm_events = self.detector.score(frame)
-            for ev in alarm_events:
-                if ev.kind is EventKind.ALARM_RAISED:
-                    self._alarm_assets.add(asset)
-                    self.alarm_counts[asset] = self.alarm_counts.get(asset, 0) + 1
-                elif ev.kind is EventKind.ALARM_CLEARED:
-                    self._alarm_assets.discard(asset)
-            new_events.extend(alarm_events)
+        for ev in alarm_events:
+            if ev.kind is EventKind.ALARM_RAISED:
+                self._alarm_assets.add(asset)
+                self.alarm_counts[asset] = self.alarm_counts.get(asset, 0) + 1
+            elif ev.kind is EventKind.ALARM_CLEARED:
+                self._alarm_assets.discard(asset)
+        new_events.extend(alarm_events)
         new_events.extend(self._zone_events(frame))
         self._remember(frame)
         self.counts["frames"] += 1
