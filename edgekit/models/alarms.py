@@ -62,11 +62,27 @@ class AlarmBank:
         self._below = np.zeros(c, dtype=np.int32)
         self.active = np.zeros(c, dtype=bool)
         self._any_active = False  # == self.active.any(), kept so the healthy path skips that reduction
+        self._quiet = 0  # consecutive blocks with no channel at or above the threshold
         self.severity = np.zeros(c, dtype=np.int8)
 
     def __repr__(self) -> str:
         on = [ch for ch, a in zip(self.channels, self.active, strict=True) if a]
         return f"AlarmBank({self.asset!r}, model={self.model!r}, active={on})"
+
+    @property
+    def any_active(self) -> bool:
+        return self._any_active
+
+    def quiet(self) -> None:
+        """Advance by one block in which no channel reached the threshold, while no alarm is active.
+
+        Same state as ``update`` with such a block (which would emit nothing), without its numpy calls
+        once the whole k-of-n window is already quiet.
+        """
+        if self._quiet < self.cfg.n:
+            self._hist[:, self._pos] = False
+            self._quiet += 1
+        self._pos = (self._pos + 1) % self.cfg.n
 
     def clear_level(self, threshold: float, centre: float) -> float:
         if self.cfg.clear_threshold is not None:
@@ -89,8 +105,12 @@ class AlarmBank:
         # Written straight into the ring buffer's column (one ufunc, no temporary); NaN compares False.
         above = np.greater_equal(scores, threshold, out=self._hist[:, self._pos])
         self._pos = (self._pos + 1) % cfg.n
-        if not self._any_active and True not in above.tolist():  # tolist: cheaper than .any() for a few rows
-            return []  # the common healthy case: nothing to confirm, nothing to clear
+        if True not in above.tolist():  # tolist: cheaper than .any() for a few rows
+            self._quiet += 1
+            if not self._any_active:
+                return []  # the common healthy case: nothing to confirm, nothing to clear
+        else:
+            self._quiet = 0
         s = np.asarray(scores, dtype=np.float64)
         finite = np.isfinite(s)
         confirmed = self._hist.sum(axis=1) >= cfg.k

@@ -76,6 +76,19 @@ class Scored(NamedTuple):
 
 
 @dataclass
+class _Rows:
+    """The stacked rows of the frames one ``score_many`` call scores (``bounds``: each frame's row range)."""
+
+    frames: Sequence[FeatureFrame]
+    todo: Sequence[tuple[int, _Asset, Baseline | None]]
+    bounds: Sequence[int]
+    values: F32
+    quality: npt.NDArray[np.uint8]
+    z: F32 | None
+    all_based: bool  # every frame has a baseline
+
+
+@dataclass
 class _Slot:
     cfg: ModelConfig
     scorer: Scorer
@@ -276,12 +289,14 @@ class Detector:
         return results
 
     def _score_locked(self, frames: Sequence[FeatureFrame]) -> list[Scored]:
-        nf = self._nf
-        results: list[Scored] = [Scored(f, [], None) for f in frames]
         # 1. Per frame, in order: layout check, asset state, commissioning -> the baseline each frame is
         #    normalised by (a frame that completes its asset's commissioning is scored, as in score()).
+        results: list[Scored] = []
         todo: list[tuple[int, _Asset, Baseline | None]] = []
+        fs: list[FeatureFrame] = []
+        all_based = True
         for i, frame in enumerate(frames):
+            results.append(Scored(frame, [], None))
             if frame.names is not self.feature_names and frame.names != self.feature_names:
                 results[i] = Scored(frame, [], PipelineError(
                     f"Detector.score: frame of {frame.asset!r} has {len(frame.names)} feature names that differ "
@@ -290,14 +305,14 @@ class Detector:
             st = self._assets.get(frame.asset) or self._asset(frame.asset)
             if st.baseline is None:
                 self._commission(st, frame)
+                all_based = all_based and st.baseline is not None
             todo.append((i, st, st.baseline))
+            fs.append(frame)
         if not todo:
             return results
         # 2. Stack every row of every frame: normalise once, one run per model.
-        fs = [frames[i] for i, _, _ in todo]
         if len(fs) == 1:
-            values = fs[0].values
-            quality = fs[0].quality
+            values, quality = fs[0].values, fs[0].quality
             bounds = [0, values.shape[0]]
         else:
             values = np.concatenate([f.values for f in fs])
@@ -305,47 +320,68 @@ class Detector:
             bounds = [0]
             for f in fs:
                 bounds.append(bounds[-1] + f.values.shape[0])
-        z = self._normalise(fs, [b for _, _, b in todo], values)
+        rows = _Rows(fs, todo, bounds, values, quality, self._normalise(fs, todo, values), all_based)
+        nf = self._nf
         out = np.empty((values.shape[0], nf + len(self.columns)), dtype=np.float32)
         out[:, :nf] = values
         first = self._first
         slot_scores = []
         for j, slot in enumerate(self._slots):
-            scores = out[:, first + j]
             try:
-                scores[:] = self._score_rows(slot, fs, todo, z, values, quality, bounds)
+                scores = self._score_rows(slot, rows)
             except Exception as exc:  # onnxruntime's own errors: find the frames that fail alone
-                self._score_rows_one_by_one(slot, fs, todo, z, values, quality, bounds, scores, results, exc)
-            slot_scores.append(scores)
+                scores = self._score_rows_one_by_one(slot, rows, results, exc)
+            out[:, first + j] = scores
+            slot_scores.append(scores)  # contiguous: cheaper to compare than the column of out
         if first > nf:
             out[:, nf] = out[:, nf + 1]
-        # 3. Per frame, in order: thresholds, alarms, the scored frame.
+        # 3. Per frame, in order: thresholds, alarms, the scored frame. A block with no score at or above
+        #    the threshold on an asset without an active alarm only advances its k-of-n window.
+        z = rows.z
+        single = len(fs) == 1
+        per_slot = []
+        for j, slot in enumerate(self._slots):
+            thrs = [self._threshold(st, slot, base) for _, st, base in todo]
+            lowest = np.inf
+            for t in thrs:
+                if t is not None and t.value < lowest:
+                    lowest = t.value
+            # A row below the lowest threshold of the batch is below its own; NaN compares False.
+            per_slot.append((slot, slot.name, thrs, slot_scores[j], np.greater_equal(slot_scores[j], lowest).tolist()))
         for k, (i, st, base) in enumerate(todo):
             if results[i].error is not None:
                 continue
             frame = fs[k]
             a, b = bounds[k], bounds[k + 1]
             events = results[i].events
-            zk = None if base is None or z is None else z[a:b]
-            for j, slot in enumerate(self._slots):
-                thr = self._threshold(st, slot, base)
-                if thr is not None:
-                    events.extend(self._alarms(st, slot, thr, frame, slot_scores[j][a:b], zk))
+            for slot, name, thrs, scores, above in per_slot:
+                thr = thrs[k]
+                if thr is None:
+                    continue
+                bank = st.banks.get(name)
+                if (bank is not None and not bank.any_active and True not in above[a:b]
+                        and bank.channels == frame.channels):
+                    bank.quiet()
+                else:
+                    events.extend(self._alarms(st, slot, thr, frame, scores[a:b],
+                                               None if base is None or z is None else z[a:b]))
             results[i] = Scored(FeatureFrame(
-                asset=frame.asset, values=out[a:b], names=self._names, channels=frame.channels, t0=frame.t0,
+                asset=frame.asset, values=out if single else out[a:b], names=self._names, channels=frame.channels, t0=frame.t0,
                 seq=frame.seq, quality=frame.quality, reasons=frame.reasons,
             ), events, None)
         return results
 
-    def _normalise(self, fs: Sequence[FeatureFrame], bases: Sequence[Baseline | None], values: F32) -> F32 | None:
+    @staticmethod
+    def _normalise(fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
+                   values: F32) -> F32 | None:
         """Robust z-scores of the stacked ``values`` (rows of frames without a baseline: NaN)."""
         if len(fs) == 1:
-            base = bases[0]
+            base = todo[0][2]
             return None if base is None else base.normalise(values, fs[0].names, fs[0].channels)
-        if all(b is None for b in bases):
+        if all(b is None for _, _, b in todo):
             return None
         locs, invs = [], []
-        for f, base in zip(fs, bases, strict=True):
+        for f, (_, _, base) in zip(fs, todo, strict=True):
             if base is None:
                 nan = np.full(f.values.shape, np.nan, np.float32)
                 locs.append(nan)
@@ -356,52 +392,47 @@ class Detector:
                 invs.append(inv)
         return normalise_with(values, np.concatenate(locs), np.concatenate(invs))
 
-    def _row_quality(self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
-                     quality: npt.NDArray[np.uint8], bounds: Sequence[int]) -> npt.NDArray[np.uint8]:
-        """``quality`` with BAD on every row this slot must not score (other assets/channels, no baseline)."""
+    @staticmethod
+    def _row_quality(slot: _Slot, rows: _Rows) -> npt.NDArray[np.uint8]:
+        """Row quality with BAD on every row this slot must not score (other assets/channels, no baseline)."""
         cfg = slot.cfg
         needs_base = slot.scorer.info.normalise == "baseline"
-        skip = [k for k, (f, (_, _, base)) in enumerate(zip(fs, todo, strict=True))
-                if (cfg.assets and f.asset not in cfg.assets) or (needs_base and base is None)]
-        if not skip and not cfg.channels:
-            return quality
-        q = quality.copy()
-        for k in skip:
-            q[bounds[k]:bounds[k + 1]] = _BAD
+        if not cfg.assets and not cfg.channels and (rows.all_based or not needs_base):
+            return rows.quality
+        q = rows.quality.copy()
+        for k, (f, (_, _, base)) in enumerate(zip(rows.frames, rows.todo, strict=True)):
+            if (cfg.assets and f.asset not in cfg.assets) or (needs_base and base is None):
+                q[rows.bounds[k]:rows.bounds[k + 1]] = _BAD
         if cfg.channels:
-            chans = [c for f in fs for c in f.channels]
+            chans = [c for f in rows.frames for c in f.channels]
             q[~np.isin(np.asarray(chans), cfg.channels)] = _BAD
         return q
 
-    def _score_rows(self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
-                    z: F32 | None, values: F32, quality: npt.NDArray[np.uint8], bounds: Sequence[int]) -> F32:
+    def _score_rows(self, slot: _Slot, rows: _Rows) -> F32:
         scorer = slot.scorer
         if scorer.info.normalise == "baseline":
-            if z is None:
-                return np.full(values.shape[0], np.nan, np.float32)
-            x = scorer.select(z)
+            if rows.z is None:
+                return np.full(rows.values.shape[0], np.nan, np.float32)
+            x = scorer.select(rows.z)
         else:
-            x = scorer.select(values)
-        return scorer.score(x, self._row_quality(slot, fs, todo, quality, bounds))
+            x = scorer.select(rows.values)
+        return scorer.score(x, self._row_quality(slot, rows))
 
-    def _score_rows_one_by_one(
-        self, slot: _Slot, fs: Sequence[FeatureFrame], todo: Sequence[tuple[int, _Asset, Baseline | None]],
-        z: F32 | None, values: F32, quality: npt.NDArray[np.uint8], bounds: Sequence[int], scores: F32,
-        results: list[Scored], exc: Exception,
-    ) -> None:
+    def _score_rows_one_by_one(self, slot: _Slot, rows: _Rows, results: list[Scored], exc: Exception) -> F32:
         """The batched run failed: score frame by frame; frames that fail alone come back with the error."""
-        if len(fs) == 1:
-            scores[:] = np.nan
-            results[todo[0][0]] = Scored(fs[0], [], exc)
-            return
-        for k, (i, _, _) in enumerate(todo):
-            a, b = bounds[k], bounds[k + 1]
+        scores = np.full(rows.values.shape[0], np.nan, np.float32)
+        if len(rows.frames) == 1:
+            results[rows.todo[0][0]] = Scored(rows.frames[0], [], exc)
+            return scores
+        for k, (i, st, base) in enumerate(rows.todo):
+            a, b = rows.bounds[k], rows.bounds[k + 1]
+            one = _Rows([rows.frames[k]], [(i, st, base)], [0, b - a], rows.values[a:b], rows.quality[a:b],
+                        None if rows.z is None else rows.z[a:b], base is not None)
             try:
-                scores[a:b] = self._score_rows(slot, fs[k:k + 1], todo[k:k + 1], None if z is None else z[a:b],
-                                               values[a:b], quality[a:b], [0, b - a])
-            except Exception as one:  # onnxruntime's own error types
-                scores[a:b] = np.nan
-                results[i] = Scored(fs[k], [], one)
+                scores[a:b] = self._score_rows(slot, one)
+            except Exception as err:  # onnxruntime's own error types
+                results[i] = Scored(rows.frames[k], [], err)
+        return scores
 
     def _alarms(
         self, st: _Asset, slot: _Slot, thr: Threshold, frame: FeatureFrame, scores: F32, z: F32 | None
