@@ -75,3 +75,34 @@ def test_channels_are_independent() -> None:
     evs = b.update(np.array([0.0, 2.0, np.nan], np.float32), threshold=1.0, centre=0.0)
     assert [e.data["channel"] for e in evs] == ["y"]
     assert b.active.tolist() == [False, True, False]
+
+
+def test_quiet_blocks_leave_the_same_state_as_update() -> None:
+    """``quiet()`` (the batched detector's shortcut) == ``update()`` with an all-below-threshold block."""
+    rng = np.random.default_rng(3)
+    cfg = AlarmConfig(k=2, n=4, clear_blocks=2)
+    full = AlarmBank(cfg, asset="a", model="m", channels=["x", "y", "z"])
+    fast = AlarmBank(cfg, asset="a", model="m", channels=["x", "y", "z"])
+    shortcuts = raised = 0
+    for seq in range(400):
+        burst = (seq // 25) % 3 == 2  # stretches of anomalies: alarms raise and clear many times
+        s = rng.uniform(0.0, 0.9, 3).astype(np.float32)
+        if burst or rng.random() < 0.05:
+            s[rng.integers(0, 3)] = rng.uniform(0.5, 3.0)
+        if rng.random() < 0.05:
+            s[rng.integers(0, 3)] = np.nan
+        kw = {"threshold": 1.0, "centre": 0.2, "seq": seq}
+        a = full.update(s, **kw)  # type: ignore[arg-type]
+        if not fast.any_active and not bool((s >= 1.0).any()):
+            fast.quiet()
+            b = []
+            shortcuts += 1
+        else:
+            b = fast.update(s, **kw)  # type: ignore[arg-type]
+        assert [(e.kind, e.data["channel"], e.severity) for e in a] == [(e.kind, e.data["channel"], e.severity) for e in b]
+        raised += sum(e.kind is EventKind.ALARM_RAISED for e in a)
+        np.testing.assert_array_equal(full._hist, fast._hist)
+        np.testing.assert_array_equal(full.active, fast.active)
+        np.testing.assert_array_equal(full.severity, fast.severity)
+        assert full.any_active == fast.any_active
+    assert shortcuts > 100 and raised >= 5  # both paths were exercised
