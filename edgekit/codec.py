@@ -10,6 +10,10 @@ buffers follow in order (C order, little-endian; dtype strings like ``"<f4"``). 
 keys are the type's scalar fields. :func:`unpack` is strict: unknown kinds or dtypes, sizes that do
 not add up and trailing bytes raise :class:`~edgekit.errors.DecodeError`.
 
+A *segment* (:func:`pack_segment`, :func:`segment_view`, :func:`segment_blobs`, :func:`unpack_segment`)
+is a run of consecutive records of one stream and kind in one blob — the spool's unit of storage and
+the wire's unit of transfer; its layout is described above :func:`pack_segment`.
+
 A *gap* record (``GapRecord``) tells upstream that sequence numbers were dropped on purpose
 (quota) or lost (corrupt spool), with the count — losses are reported, never silent.
 """
@@ -17,6 +21,7 @@ A *gap* record (``GapRecord``) tells upstream that sequence numbers were dropped
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -26,7 +31,20 @@ import numpy as np
 from .errors import DecodeError
 from .types import Event, EventKind, FeatureFrame, PointBatch, Quality, Severity, WaveformBlock
 
-__all__ = ["GapRecord", "Record", "kind_of", "pack", "unpack", "MAX_ARRAYS"]
+__all__ = [
+    "MAX_ARRAYS",
+    "SEGMENT_LAYOUTS",
+    "GapRecord",
+    "Record",
+    "StackedFeatures",
+    "kind_of",
+    "pack",
+    "pack_segment",
+    "segment_blobs",
+    "segment_view",
+    "unpack",
+    "unpack_segment",
+]
 
 FORMAT_VERSION = 1
 MAX_ARRAYS = 16
@@ -191,3 +209,286 @@ def _build(h: dict[str, Any], a: dict[str, np.ndarray]) -> Record:
             count=int(h["count"]), reason=str(h["reason"]), ts=float(h["ts"]),
         )
     raise DecodeError(f"unknown record kind {kind!r}")
+
+
+# ---------------------------------------------------------------- segments
+#
+# A *segment* is ``count`` consecutive records of one stream and kind stored and sent as one blob
+# (the spool's row, one wire frame). ``count`` travels beside the blob (spool row, DATA header):
+#
+# * ``count == 1``: the blob IS the record blob (``pack`` output) — single appends and format-1 rows.
+# * ``count > 1``: a blob in the same outer layout as a record (``u32_le(len(header)) ‖ msgpack header
+#   ‖ arrays``), header ``{"v": 1, "kind": "segment", "layout": …, "n": count, "arrays": …}``:
+#
+#   ``layout = "concat"``: arrays ``lengths <u4 [n]`` and ``data |u1 [sum(lengths)]`` — the records'
+#   blobs back to back, each exactly as admitted (any kind, any content).
+#
+#   ``layout = "features"`` (stacked FeatureFrames): header also has ``asset``, ``names``, ``channels``,
+#   ``reasons`` (shared by every frame), arrays ``t0 <f8 [n]``, ``seq <i8 [n]`` (the frames' block
+#   seq), ``values <f4 [n, C, F]``, ``quality |u1 [n, C]``. Written only when every record blob is
+#   the canonical ``pack`` output of a FeatureFrame and all of them are byte-identical except t0 (a
+#   msgpack float64) and seq — so re-packing each frame gives back exactly the admitted bytes
+#   (:func:`segment_blobs`), and a reader gets all frames with one header parse and no per-record work.
+#
+# Because the arrays follow the record layout, the wire's byte-shuffle compression finds them as it
+# finds a record's arrays.
+
+SEGMENT_LAYOUTS = ("concat", "features")
+_FEATURE_KEYS = ("v", "kind", "asset", "names", "channels", "t0", "seq", "reasons", "arrays")
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+def _template(blob: bytes) -> tuple[bytes, bytes, int, int, FeatureFrame] | None:
+    """For a canonical FeatureFrame blob: (header prefix up to t0's value, header suffix after seq,
+    channels, features, the frame) — or None when the blob is not in the exact ``pack`` layout."""
+    try:
+        rec = unpack(blob)
+    except DecodeError:
+        return None
+    if not isinstance(rec, FeatureFrame) or pack(rec) != bytes(blob):
+        return None
+    c, f = rec.values.shape
+    prefix = b"".join([
+        _PACKER.pack_map_header(len(_FEATURE_KEYS)), _PACKER.pack("v"), _PACKER.pack(FORMAT_VERSION),
+        _PACKER.pack("kind"), _PACKER.pack("features"), _PACKER.pack("asset"), _PACKER.pack(rec.asset),
+        _PACKER.pack("names"), _PACKER.pack(list(rec.names)), _PACKER.pack("channels"),
+        _PACKER.pack(list(rec.channels)), _PACKER.pack("t0"), b"\xcb"])
+    (hlen,) = _U32.unpack_from(blob, 0)
+    head = bytes(blob[4:4 + hlen])
+    if not head.startswith(prefix):  # pragma: no cover - pack() writes exactly this prefix
+        return None
+    rest = head[len(prefix) + 8:]
+    if not rest.startswith(b"\xa3seq"):  # pragma: no cover
+        return None
+    _seq, used = _read_int(rest, 4)
+    if _seq is None:
+        return None
+    return prefix, rest[4 + used:], c, f, rec
+
+
+def _read_int(b: bytes, i: int) -> tuple[int | None, int]:
+    """A msgpack integer at ``b[i]``: (value, bytes used); (None, 0) if it is not one or not int64."""
+    if i >= len(b):
+        return None, 0
+    t = b[i]
+    if t <= 0x7F:
+        return t, 1
+    if t >= 0xE0:
+        return t - 0x100, 1
+    width = {0xCC: (1, "B"), 0xCD: (2, "H"), 0xCE: (4, "I"), 0xCF: (8, "Q"),
+             0xD0: (1, "b"), 0xD1: (2, "h"), 0xD2: (4, "i"), 0xD3: (8, "q")}.get(t)
+    if width is None or i + 1 + width[0] > len(b):
+        return None, 0
+    (v,) = struct.unpack_from(">" + width[1], b, i + 1)
+    if v >= 2**63:
+        return None, 0
+    return int(v), 1 + width[0]
+
+
+_F8 = struct.Struct(">d")
+
+
+def _stack_features(blobs: Sequence[bytes]) -> bytes | None:
+    """The stacked ``features`` segment of ``blobs``, or None when they do not all share one template."""
+    tpl = _template(blobs[0])
+    if tpl is None:
+        return None
+    prefix, suffix, c, f, first = tpl
+    plen, slen, nval = len(prefix), len(suffix), 4 * c * f
+    n = len(blobs)
+    header = {"v": FORMAT_VERSION, "kind": "segment", "layout": "features", "n": n, "asset": first.asset,
+              "names": list(first.names), "channels": list(first.channels), "reasons": list(first.reasons),
+              "arrays": [["t0", "<f8", [n]], ["seq", "<i8", [n]], ["values", "<f4", [n, c, f]],
+                         ["quality", "|u1", [n, c]]]}
+    head = msgpack.packb(header, use_bin_type=True)
+    size = len(blobs[0])
+    if all(len(b) == size for b in blobs):  # the common case: one vectorised check for all records
+        arrays = _stack_same_size(blobs, prefix, suffix, nval)
+        if arrays is None:
+            return None
+        return b"".join([_U32.pack(len(head)), head, *arrays])
+    t0s: list[float] = []
+    seqs: list[int] = []
+    values: list[bytes | memoryview] = []
+    quality: list[bytes | memoryview] = []
+    for blob in blobs:
+        mv = memoryview(blob)
+        if len(mv) < 4:
+            return None
+        (hlen,) = _U32.unpack_from(mv, 0)
+        end = 4 + hlen
+        # header = prefix ‖ f8 t0 ‖ "seq" ‖ int ‖ suffix, then values and quality, nothing more
+        if end + nval + c != len(mv) or mv[4:4 + plen] != prefix or mv[end - slen:end] != suffix:
+            return None
+        if mv[4 + plen + 8:4 + plen + 12] != b"\xa3seq":
+            return None
+        rec_head = mv[4:end]
+        seq, used = _read_int(bytes(rec_head[plen + 12:hlen - slen]), 0)
+        if seq is None or plen + 12 + used != hlen - slen:
+            return None
+        t0s.append(_F8.unpack_from(rec_head, plen)[0])
+        seqs.append(seq)
+        values.append(mv[end:end + nval])
+        quality.append(mv[end + nval:])
+    return b"".join([_U32.pack(len(head)), head, np.array(t0s, "<f8").tobytes(), np.array(seqs, "<i8").tobytes(),
+                     *values, *quality])
+
+
+_INT_DTYPES = {0xCC: ">u1", 0xCD: ">u2", 0xCE: ">u4", 0xCF: ">u8", 0xD0: ">i1", 0xD1: ">i2", 0xD2: ">i4", 0xD3: ">i8"}
+
+
+def _stack_same_size(blobs: Sequence[bytes], prefix: bytes, suffix: bytes, nval: int) -> list[bytes] | None:
+    """t0, seq, values, quality buffers of equally long canonical frame blobs sharing one template."""
+    n, size = len(blobs), len(blobs[0])
+    buf = np.frombuffer(b"".join(blobs), np.uint8).reshape(n, size)
+    (hlen,) = _U32.unpack_from(blobs[0], 0)
+    end, plen, slen = 4 + hlen, len(prefix), len(suffix)
+    s0 = 4 + plen + 8  # "seq" key, then its integer
+    if not ((buf[:, :4] == buf[0, :4]).all() and (buf[:, 4:4 + plen] == np.frombuffer(prefix, np.uint8)).all()
+            and (buf[:, s0:s0 + 4] == np.frombuffer(b"\xa3seq", np.uint8)).all()
+            and (buf[:, end - slen:end] == np.frombuffer(suffix, np.uint8)).all()):
+        return None
+    width = end - slen - (s0 + 4)  # bytes of the seq integer, type byte included
+    kinds = buf[:, s0 + 4]
+    if width == 1:  # fixints: the type byte is the value
+        if (kinds <= 0x7F).all():
+            seq = kinds.astype("<i8")
+        elif (kinds >= 0xE0).all():
+            seq = kinds.astype("<i8") - 0x100
+        else:
+            return None
+    else:
+        dt = _INT_DTYPES.get(int(kinds[0]))
+        if dt is None or np.dtype(dt).itemsize != width - 1 or not (kinds == kinds[0]).all():
+            return None
+        raw = np.ascontiguousarray(buf[:, s0 + 5:s0 + 4 + width]).view(dt).ravel()
+        if dt == ">u8" and (raw >= 2**63).any():
+            return None
+        seq = raw.astype("<i8")
+    t0 = np.ascontiguousarray(buf[:, 4 + plen:4 + plen + 8]).view(">f8").ravel().astype("<f8")
+    return [t0.tobytes(), seq.tobytes(), buf[:, end:end + nval].tobytes(), buf[:, end + nval:].tobytes()]
+
+
+def pack_segment(blobs: Sequence[bytes], kind: str) -> bytes:
+    """One segment blob for ``blobs`` (consecutive records of one stream and ``kind``; see above)."""
+    if not blobs:
+        raise ValueError("a segment holds at least one record")
+    if len(blobs) == 1:
+        return bytes(blobs[0])
+    if kind == "features":
+        stacked = _stack_features(blobs)
+        if stacked is not None:
+            return stacked
+    lengths = np.fromiter((len(b) for b in blobs), dtype="<u4", count=len(blobs))
+    header = {"v": FORMAT_VERSION, "kind": "segment", "layout": "concat", "n": len(blobs),
+              "arrays": [["lengths", "<u4", [len(blobs)]], ["data", "|u1", [int(lengths.sum(dtype=np.int64))]]]}
+    head = msgpack.packb(header, use_bin_type=True)
+    return b"".join([_U32.pack(len(head)), head, lengths.tobytes(), *blobs])
+
+
+@dataclass(frozen=True, slots=True)
+class StackedFeatures:
+    """A ``features`` segment as arrays (views into the blob): frame ``i`` is
+    ``FeatureFrame(asset, values[i], names, channels, t0[i], seq[i], quality[i], reasons)``."""
+
+    asset: str
+    names: tuple[str, ...]
+    channels: tuple[str, ...]
+    reasons: tuple[str, ...]
+    t0: np.ndarray
+    seq: np.ndarray
+    values: np.ndarray
+    quality: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t0.shape[0])
+
+    def frame(self, i: int) -> FeatureFrame:
+        return FeatureFrame(asset=self.asset, values=self.values[i].copy(), names=self.names,
+                            channels=self.channels, t0=float(self.t0[i]), seq=int(self.seq[i]),
+                            quality=self.quality[i].copy(), reasons=self.reasons)
+
+
+def segment_view(blob: bytes | memoryview, count: int) -> StackedFeatures | list[memoryview]:
+    """Parse a segment: a :class:`StackedFeatures`, or the ``count`` record blobs (views, not decoded).
+
+    Strict about the segment's own structure (DecodeError); the records inside a ``concat`` segment
+    are returned as they are — decode them with :func:`unpack`.
+    """
+    mv = memoryview(blob)
+    if not isinstance(count, int) or count < 1:
+        raise DecodeError(f"segment count {count!r} is not a positive integer")
+    if count == 1:
+        return [mv]
+    if len(mv) < 4:
+        raise DecodeError(f"segment too short: {len(mv)} bytes")
+    (hlen,) = _U32.unpack_from(mv, 0)
+    if 4 + hlen > len(mv):
+        raise DecodeError(f"segment header length {hlen} exceeds blob size {len(mv)}")
+    try:
+        h = msgpack.unpackb(mv[4:4 + hlen], raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise DecodeError(f"segment header is not valid msgpack: {exc}") from exc
+    if not isinstance(h, dict) or h.get("v") != FORMAT_VERSION or h.get("kind") != "segment":
+        raise DecodeError("segment header is not a version-1 segment map")
+    if h.get("n") != count:
+        raise DecodeError(f"segment holds {h.get('n')!r} records, its row/header says {count}")
+    layout = h.get("layout")
+    offset = 4 + hlen
+    arrays: dict[str, np.ndarray] = {}
+    want = {"concat": (("lengths", "<u4", 1), ("data", "|u1", 1)),
+            "features": (("t0", "<f8", 1), ("seq", "<i8", 1), ("values", "<f4", 3), ("quality", "|u1", 2))}.get(
+        layout if isinstance(layout, str) else "")
+    specs = h.get("arrays")
+    if want is None or not isinstance(specs, list) or len(specs) != len(want):
+        raise DecodeError(f"segment layout {layout!r} / arrays {specs!r} not understood")
+    for spec, (name, dtype, ndim) in zip(specs, want, strict=True):
+        if not (isinstance(spec, list) and len(spec) == 3 and spec[0] == name and spec[1] == dtype
+                and isinstance(spec[2], list) and len(spec[2]) == ndim
+                and all(type(s) is int and 0 <= s < 2**31 for s in spec[2])):
+            raise DecodeError(f"segment array spec {spec!r} is not [{name!r}, {dtype!r}, <{ndim} dims>]")
+        dt = np.dtype(dtype)
+        nbytes = int(np.prod(spec[2], dtype=np.int64)) * dt.itemsize
+        if offset + nbytes > len(mv):
+            raise DecodeError(f"segment array {name!r} needs {nbytes} bytes, blob too short")
+        arrays[name] = np.frombuffer(mv, dtype=dt, count=nbytes // dt.itemsize, offset=offset).reshape(spec[2])
+        offset += nbytes
+    if offset != len(mv):
+        raise DecodeError(f"{len(mv) - offset} trailing bytes after segment")
+    if layout == "concat":
+        lengths = arrays["lengths"]
+        if lengths.shape[0] != count or int(lengths.sum(dtype=np.int64)) != arrays["data"].shape[0]:
+            raise DecodeError("segment lengths do not add up to its data")
+        start = 4 + hlen + 4 * count
+        out = []
+        for n in lengths.tolist():
+            out.append(mv[start:start + n])
+            start += n
+        return out
+    t0, seq, values, quality = arrays["t0"], arrays["seq"], arrays["values"], arrays["quality"]
+    lists = [h.get("names"), h.get("channels"), h.get("reasons")]
+    if not (isinstance(h.get("asset"), str)
+            and all(isinstance(x, list) and all(isinstance(s, str) for s in x) for x in lists)):
+        raise DecodeError("stacked features segment: asset/names/channels/reasons are not strings")
+    names, channels, reasons = (tuple(x) for x in lists)  # type: ignore[arg-type]  # checked above
+    c, f = values.shape[1], values.shape[2]
+    if t0.shape[0] != count or seq.shape[0] != count or values.shape[0] != count \
+            or quality.shape != (count, c) or len(names) != f or len(channels) != c or len(reasons) not in (0, c):
+        raise DecodeError("stacked features segment: shapes or names do not match")
+    return StackedFeatures(h["asset"], names, channels, reasons, t0, seq, values, quality)
+
+
+def segment_blobs(blob: bytes | memoryview, count: int) -> list[bytes]:
+    """The ``count`` record blobs of a segment, byte for byte as they were admitted."""
+    view = segment_view(blob, count)
+    if isinstance(view, StackedFeatures):
+        return [pack(view.frame(i)) for i in range(len(view))]
+    return [bytes(b) for b in view]
+
+
+def unpack_segment(blob: bytes | memoryview, count: int) -> list[Record]:
+    """Decode every record of a segment (strict, like :func:`unpack`)."""
+    view = segment_view(blob, count)
+    if isinstance(view, StackedFeatures):
+        return [view.frame(i) for i in range(len(view))]
+    return [unpack(b) for b in view]

@@ -4,38 +4,61 @@ Everything admitted here survives crashes and restarts until every uplink that r
 acknowledged it; every record that is *not* kept (a full quota, a corrupt file) is counted and
 reported upstream as a gap record. User guide: ``docs/spool.md``.
 
-On-disk format (``FORMAT_VERSION`` 1; one SQLite database in WAL mode, ``<path>`` + ``-wal``/``-shm``)
+On-disk format (``FORMAT_VERSION`` 2; one SQLite database in WAL mode, ``<path>`` + ``-wal``/``-shm``)
 ----------------------------------------------------------------------------------------------
 ``meta(key TEXT PRIMARY KEY, value TEXT)``
-    ``format`` (``"1"``), ``epoch`` (32 hex chars, random, created with the file), ``created``
+    ``format`` (``"2"``), ``epoch`` (32 hex chars, random, created with the file), ``created``
     (unix time), and after a quarantine ``previous_epoch`` and ``quarantined_file``.
 ``streams(stream TEXT PRIMARY KEY, last_seq INTEGER, kinds TEXT)``
     The last sequence number *assigned* in each stream (it never decreases, so a seq is never
     reused within an epoch) and the comma-separated record kinds seen in it.
-``records(id INTEGER PRIMARY KEY, stream, seq, kind, ts, size, crc, blob)``
-    One row per batch; ``blob`` is :func:`edgekit.codec.pack` output (opaque here), ``size`` =
-    ``len(blob)``, ``crc`` = ``zlib.crc32(blob)`` (checked on every :meth:`Spool.pending` read and
-    by :meth:`Spool.integrity_check`).
-    ``id`` grows with admission order, so ``ORDER BY id`` is "oldest first". A covering index
-    ``records_by_stream(stream, seq, kind, size, ts)`` serves paging, acks and backlog counts.
+``records(id INTEGER PRIMARY KEY, stream, seq, kind, ts, size, crc, blob, last_seq)``
+    One row per *segment*: the records ``seq`` … ``last_seq`` (consecutive seqs) of one stream and
+    one kind, admitted by one ``append``/``append_many`` call with the same ``ts``. ``append_many``
+    groups each stream's consecutive admitted items of one kind and ts into segments of at most
+    ``segment_max_bytes`` (a larger record is a segment alone; a drop inside a run splits it); a
+    single ``append`` is a 1-record segment. ``blob`` is :func:`edgekit.codec.pack_segment` output:
+    the record blob itself for one record, else a segment blob (the records' blobs back to back with
+    a lengths table, or — FeatureFrames that differ only in t0/seq — one stacked header with
+    (n, channels, features) values and per-record t0/seq/quality arrays;
+    :func:`edgekit.codec.segment_blobs` gives back every record byte for byte). ``size`` = the sum of
+    the records' own blob lengths (what the quota counts, so quota arithmetic does not depend on
+    how records were grouped); ``crc`` = ``zlib.crc32(blob)`` — one CRC per segment, checked on every
+    read for an uplink and by :meth:`Spool.integrity_check`. ``id`` grows with admission order, so
+    ``ORDER BY id`` is "oldest first". A covering index ``records_by_last(stream, last_seq, seq, kind,
+    size, ts)`` serves paging, acks and backlog counts.
 ``cursors(uplink TEXT, stream TEXT, acked INTEGER, PRIMARY KEY(uplink, stream))``
     Highest seq acknowledged (cumulatively) by each uplink in each stream; no row means 0.
 ``open_gaps(stream, reason, first_seq, last_seq, count, since, PRIMARY KEY(stream, reason))``
     Drops counted but not yet sealed into a gap record (see *Gaps*).
 
+Format 1 (one row per record, no ``last_seq``) is **migrated in place on open**: one transaction
+adds ``last_seq = seq`` (every old row becomes a 1-record segment), replaces the index and sets
+``meta.format`` to 2; a crash before its COMMIT leaves format 1 and the next open migrates again.
+There is no way back: an older edgekit refuses a format-2 file (newer format), it does not damage it.
+
+Reading: :meth:`Spool.pending` hands out one :class:`SpoolRow` per record (segments split, records
+of a partly acknowledged segment already acked left out); :meth:`Spool.pending_segments` hands out
+the stored segments whole (``SpoolRow.count`` records, ``seq`` … ``last_seq``) — what an uplink
+sends, without re-encoding. Both count ``limit`` in records.
+
 Invariants
 ----------
 I1  Per stream, seqs are assigned 1, 2, 3, … by :meth:`Spool.append` / ``append_many`` in one
-    writer transaction with the row itself; a seq is consumed even when its record is dropped
+    writer transaction with the rows themselves; a seq is consumed even when its record is dropped
     under ``drop_newest`` or ``oversize`` (so upstream sees a dense sequence in which every hole is
-    covered by a gap record's count), and never reused within an epoch.
-I2  A row is *pending* for uplink U iff U routes its kind and ``seq > acked(U, stream)``.
-I3  A row is deleted (pruned) only when every uplink that routes its kind has acked it, or when it
-    is dropped by the full policy; pruning runs in bounded chunks (``prune_chunk`` rows per
+    covered by a gap record's count), and never reused within an epoch. Segments of a stream never
+    overlap (each seq is in at most one row).
+I2  A record is *pending* for uplink U iff U routes its kind and ``seq > acked(U, stream)``; a
+    segment is pending iff its ``last_seq`` is.
+I3  A segment is deleted (pruned) only when every uplink that routes its kind has acked its
+    ``last_seq`` (a partly acknowledged segment stays whole until then), or when it is dropped by the
+    full policy or fails its CRC; pruning runs in bounded chunks (``prune_chunk`` segments per
     transaction) after acks and before any drop, so an ack never stalls the loop on a big delete.
 I4  Every dropped record is counted exactly once, in ``open_gaps`` in the *same transaction* as the
     drop; an open gap is sealed into a gap record (also in one transaction) — so the counts in gap
-    records always sum to the number of drops, through crashes too.
+    records always sum to the number of drops, through crashes too. Dropping a segment counts each
+    of its records that not every routing uplink has acknowledged (those were delivered, not lost).
 I5  Kinds routed by no uplink are assigned a seq but not stored (nobody would ever read them);
     ``stats()["unrouted"]`` counts them. Routes are given at open and may change between runs:
     a new uplink starts with cursor 0 and receives everything still stored.
@@ -58,13 +81,17 @@ file is not a place to rely on for erasure).
 
 Full policy (``max_bytes`` quota on stored blob bytes, ``reserve_free_bytes`` of free disk)
 ------------------------------------------------------------------------------------------
-The quota counts ``sum(len(blob))`` of stored rows (the file itself is larger by page overhead and
-the WAL, bounded by ``wal_size_limit``). Free disk is read with :func:`shutil.disk_usage` at most
+The quota counts the stored records' own blob lengths (``sum(size)``; a stacked segment's blob is
+smaller, a concatenated one a few bytes per record larger; the file itself is larger by page
+overhead and the WAL, bounded by ``wal_size_limit``). The policy is decided record by record, in
+call order, before the admitted records are grouped into segments. Free disk is read with :func:`shutil.disk_usage` at most
 every ``disk_check_every`` appends or ``disk_check_interval`` seconds; below the reserve the spool
 may not grow (the limit becomes the bytes stored now). A batch that does not fit:
 
-* ``drop_oldest``: prune what is fully acked, then drop the oldest non-gap rows (by admission
-  order, across streams) until it fits; each drop is counted under reason ``drop_oldest``.
+* ``drop_oldest``: prune what is fully acked, then drop the oldest non-gap segments whole (by
+  admission order, across streams) until it fits; each record lost is counted under reason
+  ``drop_oldest``. Records admitted earlier in the same call are not stored yet and so are never
+  the "oldest": when even dropping every stored segment cannot make room, the new record is dropped.
 * ``drop_newest``: the new record is not stored (``append`` returns ``None``), reason
   ``drop_newest``.
 * ``block``: raise :class:`~edgekit.errors.SpoolFull` and admit nothing of the call (all or
@@ -110,8 +137,9 @@ confirmed, the file is quarantined exactly as on open (new epoch, gap records) a
 :class:`SpoolCorrupt` is raised once; the next call works on the new file (a failing read while
 loading at open quarantines too). Both subclass :class:`~edgekit.errors.SpoolError`; nothing of the
 failing call was admitted, nothing crashes. Damage SQLite cannot see (bytes changed inside a blob)
-fails the row's CRC when :meth:`Spool.pending` reads it: the row is deleted and counted as a drop
-with reason ``corrupt`` (so it becomes a gap record like any other drop), never sent upstream.
+fails the row's CRC when :meth:`Spool.pending` reads it: the segment is deleted and its records
+counted as drops with reason ``corrupt`` (so they become a gap record like any other drop), never
+sent upstream.
 
 Threads
 -------

@@ -23,7 +23,7 @@ __all__ = ["INSERT", "KINDS", "UPSERT_STREAM", "SpoolBase", "SpoolRow", "is_corr
 log = logging.getLogger("edgekit.spool")
 
 KINDS = ("points", "features", "event", "waveform", "gap")
-INSERT = "INSERT INTO records(stream, seq, kind, ts, size, crc, blob) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT = "INSERT INTO records(stream, seq, last_seq, kind, ts, size, crc, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_STREAM = (
     "INSERT INTO streams(stream, last_seq, kinds) VALUES (?, ?, ?) "
     "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq, kinds = excluded.kinds")
@@ -48,7 +48,10 @@ def recovering(fn: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P]
 
 @dataclass(frozen=True, slots=True)
 class SpoolRow:
-    """One stored batch as handed to an uplink."""
+    """Records as handed to an uplink: one record (``count == 1``, ``blob`` is the record) from
+    :meth:`~edgekit.spool.Spool.pending`, or a segment of ``count`` records with seqs ``seq`` …
+    ``last_seq`` from :meth:`~edgekit.spool.Spool.pending_segments` (``blob`` in the
+    :func:`edgekit.codec.pack_segment` layout)."""
 
     stream: str
     seq: int
@@ -56,6 +59,11 @@ class SpoolRow:
     blob: bytes
     ts: float
     epoch: str
+    count: int = 1
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq + self.count - 1
 
 
 class SpoolBase:
@@ -78,6 +86,7 @@ class SpoolBase:
     _acked: dict[tuple[str, str], int]
     _bytes: int
     _rows: int
+    _segments_stored: int
     _prune_todo: set[str]
     _disk_low: bool
     _disk_checked_at: float
@@ -100,6 +109,19 @@ class SpoolBase:
         if not ups:
             return self._last.get(stream, 0)
         return min(acked.get((u, stream), 0) for u in ups)
+
+    def _lost_range(self, conn: sqlite3.Connection, stream: str, kind: str, seq: int, last: int) -> tuple[int, int]:
+        """The part ``(first, count)`` of segment ``seq..last`` not yet acknowledged by every uplink that
+        routes ``kind`` (read in the caller's transaction): what deleting the segment loses."""
+        ups = self._routing[kind]
+        floor = 0
+        if ups:
+            marks = ",".join("?" * len(ups))
+            got = dict(conn.execute(f"SELECT uplink, acked FROM cursors WHERE stream = ? AND uplink IN ({marks})",
+                                    (stream, *ups)).fetchall())
+            floor = min(int(got.get(u, 0)) for u in ups)
+        first = max(seq, floor + 1)
+        return first, max(0, last - first + 1)
 
     # ---- helpers ------------------------------------------------------------------------------
 

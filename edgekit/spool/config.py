@@ -24,6 +24,10 @@ class SpoolConfig:
     gap_interval: Duration = opt(1.0, "Drops within this window are coalesced into one gap record per stream")
     disk_check_every: int = opt(64, "Re-read free disk space at least every N appends")
     disk_check_interval: Duration = opt(5.0, "…and at least this often")
+    segment_max_bytes: ByteSize = opt(
+        1 << 20, "Consecutive records of one stream admitted together are stored and sent as one segment "
+        "of at most this many bytes (a larger record is a segment alone); keep it well below the "
+        "uplinks' max_message_bytes")
     prune_chunk: int = opt(512, "Most rows deleted per transaction when pruning acknowledged records")
     integrity_on_open: Literal["quick", "full", "off"] = opt(
         "quick", "Check run on open (PRAGMA quick_check / integrity_check); a failing file is quarantined")
@@ -35,5 +39,7 @@ class SpoolConfig:
             raise ConfigError("max_bytes", f"{self.max_bytes!r} must be >= 1 byte")
         if self.disk_check_every < 1:
             raise ConfigError("disk_check_every", f"{self.disk_check_every!r} must be >= 1")
+        if self.segment_max_bytes < 1:
+            raise ConfigError("segment_max_bytes", f"{self.segment_max_bytes!r} must be >= 1 byte")
         if self.prune_chunk < 1:
             raise ConfigError("prune_chunk", f"{self.prune_chunk!r} must be >= 1")

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from ..codec import segment_blobs
 from ..errors import SpoolError
 from .base import SpoolBase, SpoolRow, log, recovering
 from .gaps import due_gaps_exist, note_drop
@@ -25,11 +26,50 @@ class DeliverySide(SpoolBase):
     @recovering
     def pending(self, uplink: str, limit: int = 256, max_bytes: int = 8 << 20,
                 after: Mapping[str, int] | None = None) -> list[SpoolRow]:
-        """Rows not yet acked by ``uplink`` (oldest first), at most ``limit`` rows / ``max_bytes``.
+        """Records not yet acked by ``uplink`` (oldest first), at most ``limit`` records / ``max_bytes``.
 
-        ``after[stream]`` skips seqs up to that value (rows already in flight). At least one row is
-        returned when any is pending, even if it alone exceeds ``max_bytes``.
+        One :class:`SpoolRow` per record (segments are split; a record of a partly acknowledged
+        segment is left out once acked). ``after[stream]`` skips seqs up to that value (rows already
+        in flight). At least one record is returned when any is pending, even if it alone exceeds
+        ``max_bytes``. Uplinks use :meth:`pending_segments`, which hands out stored segments whole.
         """
+        starts: dict[str, int] = {}
+        segs = self._fetch(uplink, limit, after, starts)
+        out: list[SpoolRow] = []
+        total = 0
+        for row in segs:
+            blobs = [row.blob] if row.count == 1 else segment_blobs(row.blob, row.count)
+            for i, blob in enumerate(blobs):
+                seq = row.seq + i
+                if seq <= starts.get(row.stream, 0):
+                    continue
+                if len(out) >= limit or (out and total + len(blob) > max_bytes):
+                    return out
+                out.append(SpoolRow(row.stream, seq, row.kind, blob, row.ts, row.epoch))
+                total += len(blob)
+        return out
+
+    @recovering
+    def pending_segments(self, uplink: str, limit: int = 256, max_bytes: int = 8 << 20,
+                         after: Mapping[str, int] | None = None) -> list[SpoolRow]:
+        """Stored segments holding records not yet acked by ``uplink``, oldest first, whole.
+
+        At most ``limit`` records and ``max_bytes`` of segment blobs, but at least one segment when
+        any is pending. A segment of which the uplink acknowledged a part is handed out whole (the
+        collector deduplicates the resent part); ``after`` as in :meth:`pending`.
+        """
+        out: list[SpoolRow] = []
+        records = total = 0
+        for row in self._fetch(uplink, limit, after, {}):
+            if out and (records + row.count > limit or total + len(row.blob) > max_bytes):
+                break
+            out.append(row)
+            records, total = records + row.count, total + len(row.blob)
+        return out
+
+    def _fetch(self, uplink: str, limit: int, after: Mapping[str, int] | None,
+               starts: dict[str, int]) -> list[SpoolRow]:
+        """Up to ``limit`` oldest pending segments (CRC-checked); ``starts`` gets each stream's cursor."""
         kinds = self._uplink_kinds(uplink)
         self._seal_due_gaps_nowait()
         with self._delivery_lock:
@@ -38,14 +78,9 @@ class DeliverySide(SpoolBase):
             try:
                 conn.execute("BEGIN")
                 try:
-                    cands = self._candidates(conn, self._streams_for(uplink, kinds, after), kinds, limit)
-                    chosen: list[tuple[int, str, int, str, int, float]] = []
-                    total = 0
-                    for cand in cands:
-                        if len(chosen) >= limit or (chosen and total + cand[4] > max_bytes):
-                            break
-                        chosen.append(cand)
-                        total += cand[4]
+                    streams = self._streams_for(uplink, kinds, after)
+                    starts.update({stream: start for stream, start, _last, _k in streams})
+                    chosen = self._candidates(conn, streams, kinds, limit)
                     blobs: dict[int, bytes] = {}
                     bad: set[int] = set()
                     for i in range(0, len(chosen), 500):
@@ -61,14 +96,15 @@ class DeliverySide(SpoolBase):
                 self._rollback(conn)
                 raise self._translate(exc, "pending") from exc
         if bad:
-            self._drop_damaged([(r, s, q) for r, s, q, *_ in chosen if r in bad])
-        return [SpoolRow(s, q, k, blobs[r], t, self.epoch) for r, s, q, k, _, t in chosen
+            self._drop_damaged([(r, s, q, last) for r, s, q, _k, _z, _t, last in chosen if r in bad])
+        return [SpoolRow(s, q, k, blobs[r], t, self.epoch, last - q + 1) for r, s, q, k, _, t, last in chosen
                 if r in blobs and r not in bad]
 
     @staticmethod
     def _candidates(conn: sqlite3.Connection, streams: list[tuple[str, int, int, frozenset[str]]],
-                    kinds: frozenset[str], limit: int) -> list[tuple[int, str, int, str, int, float]]:
-        """The ``limit`` oldest (smallest id) pending rows over all ``streams``, sorted by id.
+                    kinds: frozenset[str], limit: int) -> list[tuple[int, str, int, str, int, float, int]]:
+        """The ``limit`` oldest (smallest id) pending segments over all ``streams``, sorted by id:
+        ``(id, stream, seq, kind, size, ts, last_seq)``.
 
         Reads a share of ``limit`` per stream first and reads more only from a stream whose share
         ran out before the current cut-off id — so many streams do not cost ``streams x limit`` rows.
@@ -81,22 +117,24 @@ class DeliverySide(SpoolBase):
         state = {stream: (start, skinds) for stream, start, _last, skinds in streams}
         lasts = {stream: last for stream, _start, last, _skinds in streams}
         todo = {stream: share for stream in state}
-        cands: list[tuple[int, str, int, str, int, float]] = []
+        cands: list[tuple[int, str, int, str, int, float, int]] = []
         while todo:
             more: dict[str, int] = {}
             for stream, n in todo.items():
                 start, skinds = state[stream]
-                sql = "SELECT id, seq, kind, size, ts FROM records WHERE stream = ? AND seq > ? AND seq <= ?"
+                sql = ("SELECT id, seq, kind, size, ts, last_seq FROM records "
+                       "WHERE stream = ? AND last_seq > ? AND last_seq <= ?")
                 args: list[Any] = [stream, start, lasts[stream]]
                 if not skinds <= kinds:
                     sql += f" AND kind IN ({','.join('?' * len(kinds))})"
                     args.extend(sorted(kinds))
-                sql += " ORDER BY seq LIMIT ?"
+                sql += " ORDER BY last_seq LIMIT ?"
                 args.append(n)
-                got = [(rid, stream, seq, kind, size, ts) for rid, seq, kind, size, ts in conn.execute(sql, args)]
+                got = [(rid, stream, seq, kind, size, ts, last)
+                       for rid, seq, kind, size, ts, last in conn.execute(sql, args)]
                 cands.extend(got)
                 if len(got) == n:  # the stream may hold more: remember where its share ended
-                    state[stream] = (got[-1][2], skinds)
+                    state[stream] = (got[-1][6], skinds)
                     more[stream] = got[-1][0]
             cands.sort()
             del cands[limit:]
@@ -105,19 +143,21 @@ class DeliverySide(SpoolBase):
             todo = {s: min(limit, 4 * todo[s]) for s, last_id in more.items() if cutoff is None or last_id < cutoff}
         return cands
 
-    def _drop_damaged(self, rows: list[tuple[int, str, int]]) -> None:
-        """Rows whose bytes no longer match their CRC (damage SQLite cannot see): drop and gap them."""
+    def _drop_damaged(self, rows: list[tuple[int, str, int, int]]) -> None:
+        """Segments whose bytes no longer match their CRC (damage SQLite cannot see): drop and gap them."""
         with self._ingest_lock:
             self._check_open()
             conn, now = self._ingest, time.time()
-            n = freed = 0
+            n = freed = nseg = lost = 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for rid, stream, seq in rows:
-                    got = conn.execute("DELETE FROM records WHERE id = ? RETURNING size", (rid,)).fetchone()
+                for rid, stream, seq, last in rows:
+                    got = conn.execute("DELETE FROM records WHERE id = ? RETURNING size, kind", (rid,)).fetchone()
                     if got is not None:  # another call may have dropped it already
-                        note_drop(conn, stream, "corrupt", seq, seq, 1, now)
-                        n, freed = n + 1, freed + int(got[0])
+                        first, count = self._lost_range(conn, stream, str(got[1]), seq, last)
+                        if count:
+                            note_drop(conn, stream, "corrupt", first, last, count, now)
+                        n, freed, nseg, lost = n + last - seq + 1, freed + int(got[0]), nseg + 1, lost + count
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
@@ -125,11 +165,12 @@ class DeliverySide(SpoolBase):
             with self._state:
                 self._bytes -= freed
                 self._rows -= n
+                self._segments_stored -= nseg
                 dropped = self._counters["dropped"]
-                dropped["corrupt"] = dropped.get("corrupt", 0) + n
+                dropped["corrupt"] = dropped.get("corrupt", 0) + lost
         if n:
             log.error("spool %s: %d record(s) failed their CRC and were dropped (reported as gap records, "
-                      "reason 'corrupt'): %s", self.path, n, [(s, q) for _, s, q in rows][:10])
+                      "reason 'corrupt'): %s", self.path, n, [(s, q, last) for _, s, q, last in rows][:10])
 
     @recovering
     def ack(self, uplink: str, stream: str, seq: int) -> None:
@@ -156,8 +197,8 @@ class DeliverySide(SpoolBase):
                         todo = set(self._prune_todo)
                     acked = dict(self._acked)
                     acked[(uplink, stream)] = seq
-                    n, freed, done = self._prune_chunk(conn, todo, acked)
-                    self._commit_prune(conn, n, freed, done)
+                    n, freed, nseg, done = self._prune_chunk(conn, todo, acked)
+                    self._commit_prune(conn, n, freed, nseg, done)
                 with self._state:
                     self._acked[(uplink, stream)] = max(seq, self._acked.get((uplink, stream), 0))
             except sqlite3.Error as exc:
@@ -178,28 +219,30 @@ class DeliverySide(SpoolBase):
             try:
                 with self._ingest_lock:
                     conn.execute("BEGIN IMMEDIATE")
-                    n, freed, done = self._prune_chunk(conn, todo, acked)
-                    self._commit_prune(conn, n, freed, done)
+                    n, freed, nseg, done = self._prune_chunk(conn, todo, acked)
+                    self._commit_prune(conn, n, freed, nseg, done)
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise self._translate(exc, "prune") from exc
             return n
 
-    def _commit_prune(self, conn: sqlite3.Connection, n: int, freed: int, done: set[str]) -> None:
+    def _commit_prune(self, conn: sqlite3.Connection, n: int, freed: int, nseg: int, done: set[str]) -> None:
         # the state lock spans COMMIT so the ingest side never sees the rows gone but the bytes not
         with self._state:
             conn.execute("COMMIT")
             self._bytes -= freed
             self._rows -= n
+            self._segments_stored -= nseg
             self._counters["pruned"] += n
             self._prune_todo -= done
             if n:
                 self._state.notify_all()
 
     def _prune_chunk(self, conn: sqlite3.Connection, streams: set[str],
-                     acked: Mapping[tuple[str, str], int]) -> tuple[int, int, set[str]]:
-        """Delete at most ``prune_chunk`` deletable rows of ``streams``; returns (rows, bytes, finished)."""
-        budget, n, freed, done = self.cfg.prune_chunk, 0, 0, set()
+                     acked: Mapping[tuple[str, str], int]) -> tuple[int, int, int, set[str]]:
+        """Delete at most ``prune_chunk`` deletable segments of ``streams``;
+        returns (records, bytes, segments, finished streams)."""
+        budget, n, freed, nseg, done = self.cfg.prune_chunk, 0, 0, 0, set()
         for stream in sorted(streams):
             finished = True
             for kind in sorted(self._kinds.get(stream, frozenset())):
@@ -209,15 +252,17 @@ class DeliverySide(SpoolBase):
                 if budget <= 0:
                     finished = False
                     break
-                sizes = conn.execute(
-                    "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE stream = ? AND seq <= ? "
-                    "AND kind = ? ORDER BY seq LIMIT ?) RETURNING size", (stream, floor, kind, budget)).fetchall()
-                n, freed, budget = n + len(sizes), freed + sum(s for (s,) in sizes), budget - len(sizes)
+                gone = conn.execute(
+                    "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE stream = ? AND last_seq <= ? "
+                    "AND kind = ? ORDER BY last_seq LIMIT ?) RETURNING last_seq - seq + 1, size",
+                    (stream, floor, kind, budget)).fetchall()
+                n, freed = n + sum(c for c, _ in gone), freed + sum(b for _, b in gone)
+                nseg, budget = nseg + len(gone), budget - len(gone)
                 if budget <= 0:
                     finished = False
             if finished:
                 done.add(stream)
-        return n, freed, done
+        return n, freed, nseg, done
 
     def first_unacked(self, uplink: str) -> dict[str, int]:
         """Per stream routed to ``uplink``: the first seq it has not acknowledged (for HELLO)."""
@@ -228,7 +273,9 @@ class DeliverySide(SpoolBase):
 
     @recovering
     def backlog(self, uplink: str) -> tuple[int, int, float | None]:
-        """(rows, bytes, oldest ts) not yet acked by ``uplink``; cost grows with the backlog (index only)."""
+        """(records, bytes, oldest ts) not yet acked by ``uplink``; cost grows with the backlog (index only).
+
+        Bytes count whole segments (a partly acknowledged segment with all its bytes)."""
         kinds = self._uplink_kinds(uplink)
         rows = nbytes = 0
         oldest: float | None = None
@@ -239,9 +286,10 @@ class DeliverySide(SpoolBase):
                 conn.execute("BEGIN")
                 try:
                     for stream, start, _last, _skinds in self._streams_for(uplink, kinds, None):
-                        q = ("SELECT count(*), coalesce(sum(size), 0), min(ts) FROM records WHERE stream = ? "
-                             f"AND seq > ? AND kind IN ({','.join('?' * len(kinds))})")
-                        r, b, t = conn.execute(q, [stream, start, *sorted(kinds)]).fetchone()
+                        q = ("SELECT coalesce(sum(last_seq - max(seq, ? + 1) + 1), 0), coalesce(sum(size), 0), "
+                             "min(ts) FROM records WHERE stream = ? "
+                             f"AND last_seq > ? AND kind IN ({','.join('?' * len(kinds))})")
+                        r, b, t = conn.execute(q, [start, stream, start, *sorted(kinds)]).fetchone()
                         rows, nbytes = rows + int(r), nbytes + int(b)
                         if t is not None and (oldest is None or t < oldest):
                             oldest = float(t)

@@ -11,7 +11,9 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..codec import pack_segment
 from ..errors import SpoolError, SpoolFull
 from .base import INSERT, KINDS, UPSERT_STREAM, SpoolBase, log, recovering
 from .gaps import note_drop, take_due_gaps
@@ -73,7 +75,7 @@ class IngestSide(SpoolBase):
         used, limit = self._used_and_limit()
         seqs: dict[str, int] = {}
         kinds: dict[str, frozenset[str]] = {}
-        added = removed = added_rows = removed_rows = 0
+        added = removed = added_rows = removed_rows = removed_segments = 0
         drops: dict[str, int] = {}
         unrouted = 0
         pruned = False
@@ -91,6 +93,7 @@ class IngestSide(SpoolBase):
             drops[reason] = drops.get(reason, 0) + 1
             results.append(None)
 
+        admitted: list[tuple[str, int, str, float, bytes]] = []
         for stream, kind, blob, ts in items:
             seq = next_seq(stream, kind)
             size = len(blob)
@@ -109,25 +112,32 @@ class IngestSide(SpoolBase):
                     if cfg.full_policy == "block":  # only if the pre-check raced with disk checks
                         raise SpoolFull("spool full; wait_for_space() and retry")
                     if not pruned:
-                        n, b = self._prune_in_txn(conn, set(self._last) | set(seqs), None)
+                        n, b, nseg = self._prune_in_txn(conn, set(self._last) | set(seqs), None)
                         removed_rows, removed, pruned = removed_rows + n, removed + b, True
+                        removed_segments += nseg
                     excess = used + added - removed + size - limit
                     if excess > 0:
-                        n, b, by_stream = self._drop_oldest(conn, excess, now)
-                        removed_rows, removed = removed_rows + n, removed + b
-                        if n:
-                            drops["drop_oldest"] = drops.get("drop_oldest", 0) + n
+                        n, b, nseg, lost = self._drop_oldest(conn, excess, now)
+                        removed_rows, removed, removed_segments = removed_rows + n, removed + b, removed_segments + nseg
+                        if lost:
+                            drops["drop_oldest"] = drops.get("drop_oldest", 0) + lost
                     if used + added - removed + size > limit:
                         drop(stream, seq, "drop_oldest")
                         continue
-            conn.execute(INSERT, (stream, seq, kind, float(ts), size, zlib.crc32(blob), bytes(blob)))
+            admitted.append((stream, seq, kind, float(ts), blob))
             added, added_rows = added + size, added_rows + 1
             results.append(seq)
+        segments = 0
+        for stream, first, kind, ts, blobs in self._segments(admitted):
+            seg = pack_segment(blobs, kind)
+            conn.execute(INSERT, (stream, first, first + len(blobs) - 1, kind, ts, sum(len(b) for b in blobs),
+                                  zlib.crc32(seg), seg))
+            segments += 1
         sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
         for gstream, gblob in sealed:
-            conn.execute(INSERT, (gstream, next_seq(gstream, "gap"), "gap", now, len(gblob),
-                                   zlib.crc32(gblob), gblob))
-            added, added_rows = added + len(gblob), added_rows + 1
+            gseq = next_seq(gstream, "gap")
+            conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
+            added, added_rows, segments = added + len(gblob), added_rows + 1, segments + 1
         for stream, seq in seqs.items():
             conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
         conn.execute("COMMIT")
@@ -136,6 +146,7 @@ class IngestSide(SpoolBase):
             self._kinds.update(kinds)
             self._bytes += added - removed
             self._rows += added_rows - removed_rows
+            self._segments_stored += segments - removed_segments
             c = self._counters
             c["appended"] += sum(1 for r in results if r is not None) - unrouted
             c["appended_bytes"] += added
@@ -149,38 +160,67 @@ class IngestSide(SpoolBase):
             log.warning("spool full: dropped %s (counted in gap records)", drops)
         return results
 
+    def _segments(self, admitted: list[tuple[str, int, str, float, bytes]]
+                  ) -> list[tuple[str, int, str, float, list[bytes]]]:
+        """Group admitted records into segments: per stream, runs of consecutive seqs with the same
+        kind and ts, at most ``segment_max_bytes`` each (a larger record is a segment alone).
+        Returned in the order of each segment's first record in the call."""
+        cap = self.cfg.segment_max_bytes
+        open_runs: dict[str, tuple[int, list[Any]]] = {}  # stream -> (index in out, [stream, first, kind, ts, blobs, next, size])
+        out: list[list[Any]] = []
+        for stream, seq, kind, ts, blob in admitted:
+            run = open_runs.get(stream)
+            if run is not None:
+                seg = run[1]
+                if seg[5] == seq and seg[2] == kind and seg[3] == ts and seg[6] + len(blob) <= cap:
+                    seg[4].append(blob)
+                    seg[5], seg[6] = seq + 1, seg[6] + len(blob)
+                    continue
+            seg = [stream, seq, kind, ts, [blob], seq + 1, len(blob)]
+            open_runs[stream] = (len(out), seg)
+            out.append(seg)
+        return [(seg[0], seg[1], seg[2], seg[3], seg[4]) for seg in out]
+
     def _prune_ingest(self) -> None:
         """Prune everything deletable in its own ingest transaction (block policy under pressure)."""
         conn = self._ingest
         conn.execute("BEGIN IMMEDIATE")
-        n, freed = self._prune_in_txn(conn, set(self._last), None)
+        n, freed, nseg = self._prune_in_txn(conn, set(self._last), None)
         with self._state:
             conn.execute("COMMIT")
             self._bytes -= freed
             self._rows -= n
+            self._segments_stored -= nseg
             if n:
                 self._state.notify_all()
 
-    def _drop_oldest(self, conn: sqlite3.Connection, excess: int, now: float) -> tuple[int, int, dict[str, int]]:
-        """Delete the oldest non-gap rows until ``excess`` bytes are freed; note each drop."""
-        freed = n = 0
-        by_stream: dict[str, list[int]] = {}
+    def _drop_oldest(self, conn: sqlite3.Connection, excess: int, now: float) -> tuple[int, int, int, int]:
+        """Delete the oldest non-gap segments until ``excess`` bytes are freed; note each record lost.
+
+        Returns (records deleted, bytes freed, segments deleted, records lost = counted as dropped)."""
+        freed = n = nseg = lost = 0
+        by_stream: dict[str, list[int]] = {}  # stream -> [first seq, last seq, records]
         while freed < excess:
-            batch = conn.execute("SELECT id, stream, seq, size FROM records WHERE kind != 'gap' "
+            batch = conn.execute("SELECT id, stream, seq, last_seq, size, kind FROM records WHERE kind != 'gap' "
                                  "ORDER BY id LIMIT 256").fetchall()
             if not batch:
                 break
             victims = []
-            for rid, stream, seq, size in batch:
+            for rid, stream, seq, last, size, kind in batch:
                 if freed >= excess:
                     break
                 victims.append((rid,))
-                by_stream.setdefault(stream, []).append(int(seq))
-                freed, n = freed + int(size), n + 1
+                freed, nseg, n = freed + int(size), nseg + 1, n + int(last) - int(seq) + 1
+                # records of the segment every routing uplink acknowledged were delivered, not lost
+                first, count = self._lost_range(conn, stream, kind, int(seq), int(last))
+                if count:
+                    acc = by_stream.setdefault(stream, [first, int(last), 0])
+                    acc[0], acc[1], acc[2] = min(acc[0], first), max(acc[1], int(last)), acc[2] + count
+                    lost += count
             conn.executemany("DELETE FROM records WHERE id = ?", victims)
-        for stream, seqs_ in by_stream.items():
-            note_drop(conn, stream, "drop_oldest", min(seqs_), max(seqs_), len(seqs_), now)
-        return n, freed, {s: len(v) for s, v in by_stream.items()}
+        for stream, (lo, hi, count) in by_stream.items():
+            note_drop(conn, stream, "drop_oldest", lo, hi, count, now)
+        return n, freed, nseg, lost
 
     def _used_and_limit(self) -> tuple[int, int]:
         with self._state:
@@ -231,7 +271,7 @@ class IngestSide(SpoolBase):
         for gstream, blob in sealed:
             seq = seqs.get(gstream, self._last.get(gstream, 0)) + 1
             seqs[gstream] = seq
-            conn.execute(INSERT, (gstream, seq, "gap", now, len(blob), zlib.crc32(blob), blob))
+            conn.execute(INSERT, (gstream, seq, seq, "gap", now, len(blob), zlib.crc32(blob), blob))
             conn.execute(UPSERT_STREAM, (gstream, seq, "gap"))
             added += len(blob)
         conn.execute("COMMIT")
@@ -241,6 +281,7 @@ class IngestSide(SpoolBase):
                 self._kinds[s] = frozenset({"gap"}) | self._kinds.get(s, frozenset())
             self._bytes += added
             self._rows += len(sealed)
+            self._segments_stored += len(sealed)
             self._counters["gaps"] += len(sealed)
         return len(sealed)
 
@@ -270,18 +311,20 @@ class IngestSide(SpoolBase):
                 self._state.wait(min(remaining, 0.25))
 
     def _prune_in_txn(self, conn: sqlite3.Connection, streams: set[str],
-                      acked: Mapping[tuple[str, str], int] | None) -> tuple[int, int]:
-        """Unbounded prune inside the caller's ingest transaction (only under quota pressure)."""
+                      acked: Mapping[tuple[str, str], int] | None) -> tuple[int, int, int]:
+        """Unbounded prune inside the caller's ingest transaction (only under quota pressure).
+
+        Returns (records, bytes, segments) deleted."""
         if acked is None:
             acked = {(u, s): int(a) for u, s, a in conn.execute("SELECT uplink, stream, acked FROM cursors")}
-        n = freed = 0
+        n = freed = nseg = 0
         for stream in streams:
             for kind in self._kinds.get(stream, frozenset()):
                 floor = self._floor(stream, kind, acked)
                 if floor > 0:
-                    sizes = conn.execute("DELETE FROM records WHERE stream = ? AND seq <= ? AND kind = ? RETURNING size",
-                                         (stream, floor, kind)).fetchall()
-                    n, freed = n + len(sizes), freed + sum(s for (s,) in sizes)
+                    gone = conn.execute("DELETE FROM records WHERE stream = ? AND last_seq <= ? AND kind = ? "
+                                        "RETURNING last_seq - seq + 1, size", (stream, floor, kind)).fetchall()
+                    n, freed, nseg = n + sum(c for c, _ in gone), freed + sum(b for _, b in gone), nseg + len(gone)
         with self._state:
             self._counters["pruned"] += n
-        return n, freed
+        return n, freed, nseg

@@ -16,11 +16,13 @@ from pathlib import Path
 from ..errors import SpoolError
 from .config import SpoolConfig
 
-__all__ = ["FORMAT_VERSION", "Salvage", "check_file", "connect", "create_schema", "quarantine", "salvage"]
+__all__ = [
+    "FORMAT_VERSION", "Salvage", "check_file", "connect", "create_schema", "migrate_v1", "quarantine", "salvage",
+]
 
 log = logging.getLogger("edgekit.spool")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PAGE_SIZE = 8192  # new files; see connect()
 
 _DDL = """
@@ -29,8 +31,9 @@ CREATE TABLE IF NOT EXISTS streams (
     stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, kinds TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-    ts REAL NOT NULL, size INTEGER NOT NULL, crc INTEGER NOT NULL, blob BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS records_by_stream ON records (stream, seq, kind, size, ts);
+    ts REAL NOT NULL, size INTEGER NOT NULL, crc INTEGER NOT NULL, blob BLOB NOT NULL,
+    last_seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_last ON records (stream, last_seq, seq, kind, size, ts);
 CREATE TABLE IF NOT EXISTS cursors (
     uplink TEXT NOT NULL, stream TEXT NOT NULL, acked INTEGER NOT NULL, PRIMARY KEY (uplink, stream));
 CREATE TABLE IF NOT EXISTS open_gaps (
@@ -102,9 +105,34 @@ def check_file(conn: sqlite3.Connection, mode: str) -> str | None:
     if int(fmt) > FORMAT_VERSION:
         raise SpoolError(f"spool file has format {fmt}, newer than this edgekit understands "
                          f"({FORMAT_VERSION}); refusing to touch it")
-    if int(fmt) != FORMAT_VERSION:
+    if int(fmt) == 1:
+        migrate_v1(conn)
+    elif int(fmt) != FORMAT_VERSION:
         return f"unsupported format {fmt}"
     return None
+
+
+def migrate_v1(conn: sqlite3.Connection) -> None:
+    """Format 1 → 2 in place, in one transaction: every row becomes a 1-record segment.
+
+    ``last_seq`` is added and set to ``seq``, the old index is replaced, ``meta.format`` becomes 2.
+    A crash before COMMIT leaves the file at format 1 and the next open migrates again.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+        if "last_seq" not in cols:
+            conn.execute("ALTER TABLE records ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0")
+        conn.execute("UPDATE records SET last_seq = seq")
+        conn.execute("DROP INDEX IF EXISTS records_by_stream")
+        conn.execute("CREATE INDEX IF NOT EXISTS records_by_last ON records (stream, last_seq, seq, kind, size, ts)")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    log.info("spool migrated from format 1 to %d (rows kept as 1-record segments)", FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -133,8 +161,12 @@ def salvage(path: Path) -> Salvage:
             for stream, last_seq in conn.execute("SELECT stream, last_seq FROM streams").fetchall():
                 if str(stream).startswith("gap/"):
                     continue
-                first, n = conn.execute(
-                    "SELECT min(seq), count(*) FROM records WHERE stream = ?", (stream,)).fetchone()
+                try:
+                    first, n = conn.execute("SELECT min(seq), coalesce(sum(last_seq - seq + 1), 0) FROM records "
+                                            "WHERE stream = ?", (stream,)).fetchone()
+                except sqlite3.OperationalError:  # a format-1 file (no last_seq): one record per row
+                    first, n = conn.execute(
+                        "SELECT min(seq), count(*) FROM records WHERE stream = ?", (stream,)).fetchone()
                 if n:
                     streams.append((str(stream), int(first), int(last_seq), int(n)))
         except sqlite3.Error:

@@ -14,8 +14,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..codec import GapRecord, pack
-from ..errors import SpoolError
+from ..codec import GapRecord, pack, segment_view
+from ..errors import DecodeError, SpoolError
 from .base import INSERT, KINDS, UPSERT_STREAM, SpoolRow, is_corruption, log
 from .config import SpoolConfig
 from .delivery import DeliverySide
@@ -50,6 +50,7 @@ class Spool(IngestSide, DeliverySide):
         self._acked: dict[tuple[str, str], int] = {}
         self._bytes = 0
         self._rows = 0
+        self._segments_stored = 0
         self._prune_todo: set[str] = set()
         self._disk_low = False
         self._disk_checked_at = 0.0
@@ -129,7 +130,7 @@ class Spool(IngestSide, DeliverySide):
         for g in gaps:
             blob = pack(g)
             gs = gap_stream(g.stream)
-            conn.execute(INSERT, (gs, 1, "gap", now, len(blob), zlib.crc32(blob), blob))
+            conn.execute(INSERT, (gs, 1, 1, "gap", now, len(blob), zlib.crc32(blob), blob))
             conn.execute(UPSERT_STREAM, (gs, 1, "gap"))
         conn.execute("COMMIT")
         self._counters["quarantined"] += 1
@@ -192,8 +193,9 @@ class Spool(IngestSide, DeliverySide):
             self._kinds[stream] = frozenset(k for k in str(kinds).split(",") if k)
         for uplink, stream, acked in c.execute("SELECT uplink, stream, acked FROM cursors"):
             self._acked[(uplink, stream)] = int(acked)
-        rows, nbytes = c.execute("SELECT count(*), coalesce(sum(size), 0) FROM records").fetchone()
-        self._rows, self._bytes = int(rows), int(nbytes)
+        segs, rows, nbytes = c.execute("SELECT count(*), coalesce(sum(last_seq - seq + 1), 0), "
+                                       "coalesce(sum(size), 0) FROM records").fetchone()
+        self._segments_stored, self._rows, self._bytes = int(segs), int(rows), int(nbytes)
         self._prune_todo = set(self._last)
 
 
@@ -213,7 +215,7 @@ class Spool(IngestSide, DeliverySide):
             c = self._counters
             return {
                 "epoch": self.epoch, "path": str(self.path), "policy": self.cfg.full_policy,
-                "rows": self._rows, "bytes": self._bytes, "max_bytes": self.cfg.max_bytes,
+                "rows": self._rows, "segments": self._segments_stored, "bytes": self._bytes, "max_bytes": self.cfg.max_bytes,
                 "disk_low": self._disk_low, "streams": len(self._last),
                 **{k: (dict(v) if isinstance(v, dict) else v) for k, v in c.items()},
                 "dropped_total": sum(c["dropped"].values()), "open_gaps": open_gaps,
@@ -230,19 +232,29 @@ class Spool(IngestSide, DeliverySide):
                 if why:
                     problems.append(why)
                 else:
-                    dup = conn.execute("SELECT stream, seq FROM records GROUP BY stream, seq "
-                                       "HAVING count(*) > 1 LIMIT 1").fetchone()
-                    if dup:
-                        problems.append(f"duplicate seq {dup}")
+                    prev: tuple[str, int] = ("", 0)
+                    for stream, seq, last in conn.execute(
+                            "SELECT stream, seq, last_seq FROM records ORDER BY stream, last_seq"):
+                        if last < seq or (stream == prev[0] and seq <= prev[1]):
+                            problems.append(f"segment {stream} {seq}..{last} overlaps another or is empty")
+                            break
+                        prev = (stream, last)
                     beyond = conn.execute(
-                        "SELECT r.stream, r.seq FROM records r LEFT JOIN streams s ON s.stream = r.stream "
-                        "WHERE s.last_seq IS NULL OR r.seq > s.last_seq OR r.seq < 1 LIMIT 1").fetchone()
+                        "SELECT r.stream, r.last_seq FROM records r LEFT JOIN streams s ON s.stream = r.stream "
+                        "WHERE s.last_seq IS NULL OR r.last_seq > s.last_seq OR r.seq < 1 LIMIT 1").fetchone()
                     if beyond:
                         problems.append(f"row beyond its stream's last seq {beyond}")
-                    for rid, crc, size, blob in conn.execute("SELECT id, crc, size, blob FROM records"):
-                        if zlib.crc32(blob) != crc or len(blob) != size:
+                    for rid, crc, size, blob, count in conn.execute(
+                            "SELECT id, crc, size, blob, last_seq - seq + 1 FROM records"):
+                        if zlib.crc32(blob) != crc or (count == 1 and len(blob) != size):
                             problems.append(f"row id {rid}: CRC/size mismatch")
                             break
+                        if count > 1:
+                            try:
+                                segment_view(blob, count)
+                            except DecodeError as exc:
+                                problems.append(f"row id {rid}: bad segment: {exc}")
+                                break
             except sqlite3.DatabaseError as exc:
                 problems.append(f"{type(exc).__name__}: {exc}")
         for p in problems:

@@ -34,16 +34,17 @@ def test_routing_ack_and_delete_only_when_every_routing_uplink_acked(tmp_path: P
     assert [(r.stream, r.seq) for r in s.pending("a")] == [("features/m1", q) for q in (1, 2, 3, 4)]
     assert len(s.pending("b")) == 5
     assert s.backlog("b")[:2] == (5, 47)
+    assert s.stats()["segments"] == 2  # features 1..4 are one segment, points 1 another
     s.ack("a", "features/m1", 3)
     assert [r.seq for r in s.pending("a")] == [4]
     assert s.stats()["rows"] == 5  # b has not acked: nothing deleted
     s.ack("b", "features/m1", 2)
-    assert s.stats()["rows"] == 3  # seqs 1, 2 acked by both
+    assert s.stats()["rows"] == 5  # seqs 1, 2 acked by both, but their segment also holds 3, 4
     s.ack("b", "features/m1", 1)  # older ack: no-op
     assert s.first_unacked("a") == {"features/m1": 4}
     assert s.first_unacked("b") == {"features/m1": 3, "points/d1": 1}
     s.ack("b", "points/d1", 1)
-    assert s.backlog("b") == (2, 20, 1.0)
+    assert s.backlog("b") == (2, 40, 1.0)  # bytes of whole segments (1..4 is partly acked)
     assert s.backlog("a")[0] == 1
     s.close()
     s = open_spool(tmp_path / "s.db")  # cursors are durable
@@ -91,7 +92,8 @@ def test_bad_calls_are_clear_errors(tmp_path: Path) -> None:
 
 def test_ack_prunes_in_bounded_chunks(tmp_path: Path) -> None:
     s = open_spool(tmp_path / "s.db", prune_chunk=10)
-    s.append_many([("features/m1", "features", b"x", 0.0)] * 35)
+    s.append_many([("features/m1", "features", b"x", float(i)) for i in range(35)])  # 35 segments (ts differ)
+    assert s.stats()["segments"] == 35
     s.ack("a", "features/m1", 35)
     s.ack("b", "features/m1", 35)
     assert s.stats()["rows"] == 25  # one chunk per ack
@@ -189,10 +191,11 @@ def test_concurrent_drops_and_prunes_keep_the_byte_count_exact(tmp_path: Path) -
     assert missing, "the quota never filled: the test did not exercise drops"
     assert gap_count == s.stats()["dropped_total"] >= len(missing)
     with sqlite3.connect(tmp_path / "s.db") as raw:
-        rows, nbytes = raw.execute("SELECT count(*), coalesce(sum(size), 0) FROM records").fetchone()
+        segs, rows, nbytes = raw.execute(
+            "SELECT count(*), coalesce(sum(last_seq - seq + 1), 0), coalesce(sum(size), 0) FROM records").fetchone()
     raw.close()
     st = s.stats()
-    assert (st["rows"], st["bytes"]) == (rows, nbytes)
+    assert (st["segments"], st["rows"], st["bytes"]) == (segs, rows, nbytes)
     assert s.integrity_check()
     s.close()
 
@@ -237,8 +240,8 @@ def test_pending_hands_out_only_rows_whose_admission_is_recorded(tmp_path: Path)
     s = Spool(tmp_path / "s.db", cfg(), {"a": ("features", "gap")})
     s.append_many([("features/m1", "features", b"x" * 10, 0.0)] * 3)
     with sqlite3.connect(tmp_path / "s.db") as raw:  # the same state as that window, frozen
-        raw.execute("INSERT INTO records (stream, seq, kind, ts, size, crc, blob) VALUES (?,?,?,?,?,?,?)",
-                    ("features/m1", 4, "features", 0.0, 10, zlib.crc32(b"y" * 10), b"y" * 10))
+        raw.execute("INSERT INTO records (stream, seq, last_seq, kind, ts, size, crc, blob) VALUES (?,?,?,?,?,?,?,?)",
+                    ("features/m1", 4, 4, "features", 0.0, 10, zlib.crc32(b"y" * 10), b"y" * 10))
     assert [r.seq for r in s.pending("a")] == [1, 2, 3]
     s.ack("a", "features/m1", 3)
     s.close()
@@ -264,3 +267,43 @@ def test_new_files_use_8k_pages_and_older_4k_files_still_open(tmp_path: Path) ->
     s = Spool(tmp_path / "old.db", cfg(), {"a": ("features", "gap")})
     assert [r.seq for r in s.pending("a")] == [1, 2]
     s.close()
+
+
+def test_format_1_file_is_migrated_on_open(tmp_path: Path) -> None:
+    """A spool written by format 1 (one row per record, no last_seq) opens as 1-record segments."""
+    import sqlite3
+    import zlib
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript("""
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, kinds TEXT NOT NULL DEFAULT '');
+            CREATE TABLE records (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+                kind TEXT NOT NULL, ts REAL NOT NULL, size INTEGER NOT NULL, crc INTEGER NOT NULL, blob BLOB NOT NULL);
+            CREATE INDEX records_by_stream ON records (stream, seq, kind, size, ts);
+            CREATE TABLE cursors (uplink TEXT NOT NULL, stream TEXT NOT NULL, acked INTEGER NOT NULL,
+                PRIMARY KEY (uplink, stream));
+            CREATE TABLE open_gaps (stream TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER NOT NULL,
+                last_seq INTEGER NOT NULL, count INTEGER NOT NULL, since REAL NOT NULL, PRIMARY KEY (stream, reason));
+            INSERT INTO meta VALUES ('format', '1'), ('epoch', 'e1'), ('created', '0');
+            INSERT INTO streams VALUES ('features/m1', 3, 'features');
+            INSERT INTO cursors VALUES ('a', 'features/m1', 1);
+        """)
+        for q in (1, 2, 3):
+            blob = bytes([q]) * 10
+            raw.execute("INSERT INTO records (stream, seq, kind, ts, size, crc, blob) VALUES (?,?,?,?,?,?,?)",
+                        ("features/m1", q, "features", 0.0, 10, zlib.crc32(blob), blob))
+    raw.close()
+    s = Spool(path, cfg(), {"a": ("features", "gap")})
+    assert s.epoch == "e1" and s.stats()["rows"] == 2 and s.stats()["segments"] == 2  # seq 1 acked: pruned
+    assert [(r.seq, r.blob) for r in s.pending("a")] == [(2, b"\x02" * 10), (3, b"\x03" * 10)]
+    assert s.append("features/m1", "features", b"n", 0.0) == 4
+    s.ack("a", "features/m1", 4)
+    assert s.stats()["rows"] == 0
+    assert s.integrity_check()
+    s.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("2",)
+    raw.close()

@@ -162,7 +162,8 @@ def test_damaged_blob_bytes_fail_the_crc_and_become_a_gap(tmp_path: Path) -> Non
     path = tmp_path / "s.db"
     s = open_spool(path)
     marker = bytes(range(256)) * 8
-    s.append_many([(F, "features", b"a" * 100, 0.0), (F, "features", marker, 0.0), (F, "features", b"c" * 100, 0.0)])
+    # different ts: three 1-record segments, each with its own CRC
+    s.append_many([(F, "features", b"a" * 100, 0.0), (F, "features", marker, 1.0), (F, "features", b"c" * 100, 2.0)])
     s.close()  # checkpointed into the main file
     data = bytearray(path.read_bytes())
     at = data.index(marker)
@@ -176,5 +177,26 @@ def test_damaged_blob_bytes_fail_the_crc_and_become_a_gap(tmp_path: Path) -> Non
     assert (g.first_seq, g.last_seq, g.count, g.reason) == (2, 2, 1, "corrupt")
     assert s.stats()["dropped"] == {"corrupt": 1}
     assert [r.seq for r in s.pending("b") if r.stream == F] == [1, 3]  # dropped for every uplink
+    assert s.integrity_check()
+    s.close()
+
+
+def test_damaged_segment_is_dropped_whole_and_every_record_counted(tmp_path: Path) -> None:
+    """One CRC covers a segment: a flipped byte loses all its records, each counted once in the gap."""
+    path = tmp_path / "s.db"
+    s = open_spool(path)
+    marker = bytes(range(256)) * 8
+    s.append_many([(F, "features", b"a" * 100, 0.0), (F, "features", marker, 0.0), (F, "features", b"c" * 100, 0.0),
+                   (F, "features", b"d" * 100, 5.0)])  # 1..3 one segment, 4 another
+    assert s.stats()["segments"] == 2
+    s.close()
+    data = bytearray(path.read_bytes())
+    data[data.index(marker) + 1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    s = open_spool(path)
+    assert [r.seq for r in s.pending("a") if r.stream == F] == [4]
+    (g,) = [g for g in gaps(s) if g.stream == F]
+    assert (g.first_seq, g.last_seq, g.count, g.reason) == (1, 3, 3, "corrupt")
+    assert s.stats()["dropped"] == {"corrupt": 3} and s.stats()["rows"] == 2  # record 4 and the gap record
     assert s.integrity_check()
     s.close()

@@ -35,7 +35,9 @@ def test_drop_newest_counts_every_drop_exactly(tmp_path: Path) -> None:
 
 def test_drop_oldest_drops_oldest_first_across_streams(tmp_path: Path) -> None:
     s = open_spool(tmp_path / "s.db", max_bytes=1000, full_policy="drop_oldest", gap_interval=3600)
-    s.append_many([(F, "features", b"f" * 100, 0.0)] * 5 + [("points/d1", "points", b"p" * 100, 0.0)] * 5)
+    # distinct ts: one segment per record (a segment is dropped whole; see the segment test below)
+    s.append_many([(F, "features", b"f" * 100, float(i)) for i in range(5)]
+                  + [("points/d1", "points", b"p" * 100, float(i)) for i in range(5)])
     s.append_many([("event/gw", "event", b"e" * 100, 0.0)] * 3)  # drops features 1..3
     assert [r.seq for r in s.pending("a") if r.stream == F] == [4, 5]
     assert [r.seq for r in s.pending("b") if r.stream == "points/d1"] == [1, 2, 3, 4, 5]
@@ -44,6 +46,20 @@ def test_drop_oldest_drops_oldest_first_across_streams(tmp_path: Path) -> None:
     assert gap_total(s, "points/d1", "drop_oldest") == 1
     assert s.stats()["dropped"] == {"drop_oldest": 6}
     assert s.stats()["bytes"] <= 1000 + sum(len(r.blob) for r in s.pending("a") if r.kind == "gap")
+    assert s.integrity_check()
+    s.close()
+
+
+def test_drop_oldest_drops_a_segment_whole_and_counts_each_record_once(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", max_bytes=1000, full_policy="drop_oldest", gap_interval=3600)
+    s.append_many([(F, "features", b"f" * 100, 0.0)] * 5 + [("points/d1", "points", b"p" * 100, 0.0)] * 5)
+    assert s.stats()["segments"] == 2
+    s.append("event/gw", "event", b"e" * 100, 0.0)  # needs 100 bytes: the oldest segment (F 1..5) goes
+    assert [r.seq for r in s.pending("a") if r.stream == F] == []
+    assert [r.seq for r in s.pending("b") if r.stream == "points/d1"] == [1, 2, 3, 4, 5]
+    assert gap_total(s, F, "drop_oldest") == 5 and s.stats()["dropped"] == {"drop_oldest": 5}
+    (g,) = [g for g in gaps(s) if g.stream == F]
+    assert (g.first_seq, g.last_seq, g.count) == (1, 5, 5)
     assert s.integrity_check()
     s.close()
 
@@ -70,10 +86,10 @@ def test_block_raises_spoolfull_admits_nothing_and_wait_for_space(tmp_path: Path
     assert s.append(F, "features", b"f" * 100, 0.0) == 10  # the failed call consumed no seq
     assert not s.wait_for_space(0.05, 100)
 
-    def deliver() -> None:
+    def deliver() -> None:  # 1..9 are one segment: it is freed once acknowledged whole
         time.sleep(0.1)
-        s.ack("a", F, 5)
-        s.ack("b", F, 5)
+        s.ack("a", F, 9)
+        s.ack("b", F, 9)
 
     t = threading.Thread(target=deliver)
     t.start()
@@ -98,7 +114,7 @@ def test_record_larger_than_quota_is_dropped_as_oversize(tmp_path: Path, policy:
 @pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest", "block"])
 def test_free_disk_reserve_stops_growth(tmp_path: Path, policy: str) -> None:
     s = open_spool(tmp_path / "s.db", max_bytes=1 << 20, full_policy=policy)
-    s.append_many([(F, "features", b"f" * 100, 0.0)] * 3)
+    s.append_many([(F, "features", b"f" * 100, float(i)) for i in range(3)])  # three 1-record segments
     s.close()
     # a reserve larger than any disk: the spool may not grow beyond what it holds
     s = open_spool(tmp_path / "s.db", max_bytes=1 << 20, full_policy=policy, reserve_free_bytes=1 << 60)
