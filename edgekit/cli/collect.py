@@ -29,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="accept unauthenticated, unencrypted gateways on tcp:// (warns at every start)")
     p.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
                    help="store durability: FULL fsyncs every commit (default)")
-    p.add_argument("--features-layout", choices=["wide", "packed"], default="wide",
-                   help="features table: one row per channel and a column per feature (wide), or one row "
-                   "per frame with a float32 BLOB (packed, for high ingest rates)")
+    p.add_argument("--features-layout", choices=["wide", "packed", "segments"], default="wide",
+                   help="features table: one row per channel and a column per feature (wide), one row "
+                   "per frame with a float32 BLOB (packed), or one row per segment of frames as the "
+                   "gateway sent them (segments, for the highest ingest rates); `edgekit store export` "
+                   "gives the same rows for all three")
     p.add_argument("--max-message-bytes", type=int, default=16 << 20, help="largest message accepted")
     p.add_argument("--credit", type=int, default=256, help="records in flight granted per gateway")
     p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")

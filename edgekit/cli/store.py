@@ -2,7 +2,8 @@
 
 ``stats --json`` prints one object per gateway, stream and spool epoch: records, first/last seq,
 missing seqs in that range, duplicates rejected, NACKed records, gap records and the seqs they
-declared lost. ``export --format csv|parquet`` writes one file per table (parquet needs pyarrow).
+declared lost. ``export --format csv|parquet`` writes one file per table (parquet needs pyarrow);
+``features`` holds the rows of every features layout (wide, packed, segments) in the wide shape.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 
-TABLES = ("points", "features", "feature_frames", "waveforms", "events", "gaps", "received", "rejected")
+TABLES = ("points", "features", "waveforms", "events", "gaps", "received", "rejected")
+"""Exported tables; ``features`` is written from :func:`edgekit.collector.reader.feature_rows`, i.e. the
+rows of all three layouts (wide, packed ``feature_frames``, ``feature_segments``) as wide rows."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,6 +57,8 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from ..collector.reader import feature_columns, feature_rows
+
     _check(args.store)
     if args.format == "parquet":
         try:
@@ -67,9 +72,13 @@ def export(args: argparse.Namespace) -> int:
     con = sqlite3.connect(f"file:{Path(args.store)}?mode=ro", uri=True)
     try:
         for table in TABLES:
-            cur = con.execute(f"SELECT * FROM {table}")
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
+            if table == "features":  # every layout, expanded to the same rows
+                names = feature_columns(con)
+                rows = list(feature_rows(con, names))
+            else:
+                cur = con.execute(f"SELECT * FROM {table}")
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
             if args.format == "csv":
                 with open(out / f"{table}.csv", "w", newline="") as f:
                     w = csv.writer(f)

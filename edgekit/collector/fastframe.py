@@ -37,6 +37,7 @@ class FrameParts:
     quality: bytes
     n_channels: int
     n_features: int
+    spool_seq: int = 0  # the record's seq in its stream (set by the store for the segments layout)
 
 
 def _strs(items: object) -> tuple[str, ...] | None:

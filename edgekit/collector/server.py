@@ -33,7 +33,7 @@ from ..errors import DecodeError, UplinkError
 from ..uplink import frames as F
 from ..uplink.security import check_libzmq, is_secure_transport
 from .auth import AllowList, ZapAuthenticator
-from .store import Store
+from .store import LAYOUTS, Store
 
 __all__ = ["Collector", "CollectorThread", "run_in_thread"]
 
@@ -46,7 +46,7 @@ class _Session:
     epoch: str
     last_seen: float
     acks: dict[tuple[str, str], int] = field(default_factory=dict)  # (epoch, stream) -> seq
-    nacks: list[tuple[str, str, int, str]] = field(default_factory=list)
+    nacks: list[tuple[str, str, int, str, int]] = field(default_factory=list)  # (epoch, stream, seq, why, count)
     stored: int = 0  # in the open (uncommitted) batch
     duplicates: int = 0
     first_rx: float | None = None
@@ -97,8 +97,8 @@ class Collector:
         self.credit = credit
         self.max_message_bytes = max_message_bytes
         self.synchronous = synchronous
-        if features_layout not in ("wide", "packed"):
-            raise UplinkError(f"features_layout {features_layout!r} is not one of wide, packed")
+        if features_layout not in LAYOUTS:
+            raise UplinkError(f"features_layout {features_layout!r} is not one of {', '.join(LAYOUTS)}")
         self.features_layout = features_layout
         self.reload_interval_s = reload_interval_s
         self.heartbeat_s = heartbeat_s
@@ -275,8 +275,8 @@ class Collector:
             if s.nacks:
                 self._reject("nack", len(s.nacks))
             s.stored = s.duplicates = 0
-            for epoch, stream, seq, why in s.nacks:
-                self._send(sock, ident, F.Nack(epoch, stream, seq, why))
+            for epoch, stream, seq, why, count in s.nacks:
+                self._send(sock, ident, F.Nack(epoch, stream, seq, why, count))
             by_epoch: dict[str, dict[str, int]] = {}
             for (epoch, stream), seq in s.acks.items():
                 by_epoch.setdefault(epoch, {})[stream] = seq
@@ -350,7 +350,7 @@ class Collector:
             for stream, seq in res.acks.items():
                 key = (msg.epoch, stream)
                 session.acks[key] = max(session.acks.get(key, -1), seq)
-            session.nacks.extend((msg.epoch, s, q, why) for s, q, why in res.nacks)
+            session.nacks.extend((msg.epoch, s, q, why, n) for s, q, why, n in res.nacks)
             touched[ident] = session
         elif isinstance(msg, F.Ping):
             if session is not None:

@@ -1,10 +1,15 @@
 """The collector's embedded store: one SQLite file that sqlite3, pandas and duckdb read directly.
 
-On-disk contract (format version 1, ``PRAGMA user_version = 1``; WAL, ``synchronous=FULL`` by default)::
+On-disk contract (format version 2, ``PRAGMA user_version = 2``; WAL, ``synchronous=FULL`` by default)::
 
-    received(gateway, stream, epoch, seq, kind, ts, at, status)   PRIMARY KEY (gateway, stream, epoch, seq)
-        one row per record ever accepted (status 'ok') or rejected for good (status 'nack');
-        this is the deduplication key: a second copy of a record is counted, not stored
+    received(gateway, stream, epoch, seq, kind, ts, at, status, last_seq)
+            PRIMARY KEY (gateway, stream, epoch, seq)
+        one row per *range* of records ``seq`` … ``last_seq`` accepted (status 'ok') or rejected for
+        good (status 'nack') together — a segment, or the part of it that was new; ranges of one
+        (gateway, stream, epoch) never overlap. This is the deduplication key: a record whose seq
+        lies in a stored range is counted as a duplicate, not stored; a segment that overlaps stored
+        ranges (a resend after a crash) has only its new records stored.
+        Format 1 (one row per record, no ``last_seq``) is migrated on open: ``last_seq = seq``.
     duplicates(gateway, stream, epoch, count)   duplicates rejected so far
     points(gateway, stream, seq, device, tag, value, text, source_ts, recv_ts, quality, reason)
         long format: one row per tag reading (NaN values are NULL)
@@ -19,6 +24,16 @@ On-disk contract (format version 1, ``PRAGMA user_version = 1``; WAL, ``synchron
         --features-layout packed``): one row per frame, ``values`` the (channels, features) float32
         LE BLOB, ``quality`` one byte per channel, channels/names/reasons JSON lists — ≈ channels×
         fewer SQLite rows, for high ingest rates; ``features`` stays empty then
+    feature_segments(gateway, stream, seq, last_seq, asset, names, channels, reasons, n_frames,
+                     n_channels, n_features, t0, block_seq, quality, "values")
+        the ``segments`` layout (``features_layout="segments"``, ``--features-layout segments``):
+        one row per run of frames of one stream with the same asset/names/channels/reasons —
+        as the gateway sent them (a stacked segment is stored without touching each frame).
+        Frame ``i`` has seq ``seq + i``; ``t0`` ``<f8 [n_frames]``, ``block_seq`` ``<i8 [n_frames]``,
+        ``quality`` ``|u1 [n_frames, n_channels]``, ``values`` ``<f4 [n_frames, n_channels,
+        n_features]`` little-endian BLOBs; names/channels/reasons JSON lists. The readers
+        (:mod:`edgekit.collector.reader`, ``edgekit store export``) expand it, and ``feature_frames``,
+        into the same rows as ``features``
     waveforms(gateway, stream, seq, asset, block_seq, t0, fs, n_channels, n_samples, channels,
               units, speed_hz, quality, reason, data)
         ``data`` is the (channels, samples) float32 little-endian array as a BLOB:
@@ -39,7 +54,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +67,13 @@ from .fastframe import FrameParts, features_view
 
 __all__ = ["Store", "WriteResult", "store_summary", "store_stats"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LAYOUTS = ("wide", "packed", "segments")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received (
     gateway TEXT NOT NULL, stream TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
-    kind TEXT NOT NULL, ts REAL, at REAL NOT NULL, status TEXT NOT NULL,
+    kind TEXT NOT NULL, ts REAL, at REAL NOT NULL, status TEXT NOT NULL, last_seq INTEGER,
     PRIMARY KEY (gateway, stream, epoch, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS duplicates (
     gateway TEXT NOT NULL, stream TEXT NOT NULL, epoch TEXT NOT NULL, count INTEGER NOT NULL,
@@ -71,6 +87,10 @@ CREATE TABLE IF NOT EXISTS features (
 CREATE TABLE IF NOT EXISTS feature_frames (
     gateway TEXT, stream TEXT, seq INTEGER, asset TEXT, block_seq INTEGER, t0 REAL, n_channels INTEGER,
     n_features INTEGER, channels TEXT, names TEXT, reasons TEXT, quality BLOB, "values" BLOB);
+CREATE TABLE IF NOT EXISTS feature_segments (
+    gateway TEXT, stream TEXT, seq INTEGER, last_seq INTEGER, asset TEXT, names TEXT, channels TEXT,
+    reasons TEXT, n_frames INTEGER, n_channels INTEGER, n_features INTEGER, t0 BLOB, block_seq BLOB,
+    quality BLOB, "values" BLOB);
 CREATE TABLE IF NOT EXISTS waveforms (
     gateway TEXT, stream TEXT, seq INTEGER, asset TEXT, block_seq INTEGER, t0 REAL, fs REAL,
     n_channels INTEGER, n_samples INTEGER, channels TEXT, units TEXT, speed_hz REAL,
@@ -87,6 +107,20 @@ CREATE TABLE IF NOT EXISTS rejected (
 _FIXED_FEATURE_COLUMNS = {"gateway", "stream", "seq", "asset", "block_seq", "t0", "channel", "quality", "reason"}
 _KINDS = {"points", "waveform", "features", "event", "gap"}
 _PACKED_SQL = "INSERT INTO feature_frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_SEGMENTS_SQL = "INSERT INTO feature_segments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_RECEIVED_SQL = ("INSERT INTO received (gateway, stream, epoch, seq, kind, ts, at, status, last_seq) "
+                 "VALUES (?,?,?,?,?,?,?,?,?)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rec:
+    """One record of a segment, as ``_rows_for`` reads it."""
+
+    stream: str
+    seq: int
+    kind: str
+    ts: float
+    blob: bytes | memoryview
 
 
 @dataclass
@@ -95,7 +129,7 @@ class WriteResult:
 
     stored: int = 0
     duplicates: int = 0
-    nacks: list[tuple[str, int, str]] = field(default_factory=list)  # (stream, seq, reason)
+    nacks: list[tuple[str, int, str, int]] = field(default_factory=list)  # (stream, seq, reason, count)
     acks: dict[str, int] = field(default_factory=dict)  # stream -> highest seq handled
 
 
@@ -105,8 +139,8 @@ class Store:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", features_layout: str = "wide") -> None:
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise EdgekitError(f"synchronous {synchronous!r} is not one of FULL, NORMAL, OFF")
-        if features_layout not in ("wide", "packed"):
-            raise EdgekitError(f"features_layout {features_layout!r} is not one of wide, packed")
+        if features_layout not in LAYOUTS:
+            raise EdgekitError(f"features_layout {features_layout!r} is not one of {', '.join(LAYOUTS)}")
         self.features_layout = features_layout
         self._json_cache: dict[tuple[str, ...], str] = {}
         self.path = Path(path)
@@ -117,6 +151,8 @@ class Store:
         if version > FORMAT_VERSION:
             raise EdgekitError(f"{self.path}: store format {version} is newer than this edgekit ({FORMAT_VERSION})")
         self._conn.executescript(_SCHEMA)
+        if version == 1 or "last_seq" not in {r[1] for r in self._conn.execute("PRAGMA table_info(received)")}:
+            self._migrate_v1()
         self._conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
         self._feature_sql: dict[tuple[str, ...], str] = {}
@@ -125,6 +161,21 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
+
+    def _migrate_v1(self) -> None:
+        """Format 1 → 2: every ``received`` row becomes the 1-record range ``seq`` … ``seq``."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            if "last_seq" not in {r[1] for r in c.execute("PRAGMA table_info(received)")}:
+                c.execute("ALTER TABLE received ADD COLUMN last_seq INTEGER")
+            c.execute("UPDATE received SET last_seq = seq WHERE last_seq IS NULL")
+            c.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
 
     def _begin(self) -> None:
         if not self._in_tx:
@@ -170,39 +221,53 @@ class Store:
         self._conn.close()
 
     def write(self, gateway: str, epoch: str, records: Iterable[Any]) -> WriteResult:
-        """Insert one message's records (``stream, seq, kind, ts, blob``) in the open transaction.
+        """Insert one message's segments (``stream, seq, kind, ts, blob`` and ``count``, default 1)
+        in the open transaction.
 
-        Which records are already stored is read with one range query per stream; the rows of every
-        table are then inserted with one ``executemany`` each (no per-record round trip).
+        Per segment: one range query finds which of its seqs are stored already (duplicates,
+        counted); the new ones are decoded and their rows collected per table, then inserted with
+        one ``executemany`` per table. A stacked features segment is handled with array slices, no
+        per-frame decoding. A segment that does not parse as ``count`` records is NACKed whole.
         """
         self._begin()
         res = WriteResult()
         now = time.time()
-        recs = list(records)
         cur = self._conn.cursor()
-        seen = self._existing(cur, gateway, epoch, recs)
-        received: list[tuple[Any, ...]] = []
         rejected: list[tuple[Any, ...]] = []
         rows: dict[str, list[tuple[Any, ...]]] = {}
-        for r in recs:
-            prev = res.acks.get(r.stream, -1)
-            res.acks[r.stream] = max(prev, r.seq)
-            if (r.stream, r.seq) in seen:
-                res.duplicates += 1
+        for r in records:
+            count = int(getattr(r, "count", 1))
+            last = r.seq + count - 1
+            res.acks[r.stream] = max(res.acks.get(r.stream, -1), last)
+            runs = self._new_runs(cur, gateway, r.stream, epoch, r.seq, last)
+            dup = count - sum(hi - lo + 1 for lo, hi in runs)
+            if dup:
+                res.duplicates += dup
                 key = (gateway, r.stream, epoch)
-                self._dups[key] = self._dups.get(key, 0) + 1
+                self._dups[key] = self._dups.get(key, 0) + dup
+            if not runs:
                 continue
-            seen.add((r.stream, r.seq))
-            reason = self._rows_for(cur, gateway, r, rows)
-            if reason is None:
-                res.stored += 1
-                received.append((gateway, r.stream, epoch, r.seq, r.kind, r.ts, now, "ok"))
+            why: str | None = None
+            view: codec.StackedFeatures | list[memoryview] | None = None
+            if r.kind not in _KINDS:
+                why = f"unknown record kind {r.kind!r}"
             else:
-                received.append((gateway, r.stream, epoch, r.seq, r.kind, r.ts, now, "nack"))
-                rejected.append((gateway, r.stream, epoch, r.seq, r.kind, reason, now, r.blob))
-                res.nacks.append((r.stream, r.seq, reason))
-        # plain INSERT: a key stored twice would be a bug here, and fails the batch (never ACKed)
-        cur.executemany("INSERT INTO received VALUES (?,?,?,?,?,?,?,?)", received)
+                try:
+                    view = codec.segment_view(r.blob, count)
+                except DecodeError as exc:
+                    why = f"undecodable segment of {count} records: {exc}"
+                if isinstance(view, codec.StackedFeatures) and r.kind != "features":
+                    why = f"stacked features segment, header says {r.kind!r}"
+            for lo, hi in runs:
+                if why is not None:
+                    self._nack(cur, gateway, epoch, r, lo, hi, why, now, res, rejected)
+                elif isinstance(view, codec.StackedFeatures):
+                    self._stacked_rows(cur, gateway, r.stream, r.seq, view, lo, hi, rows)
+                    cur.execute(_RECEIVED_SQL, (gateway, r.stream, epoch, lo, r.kind, r.ts, now, "ok", hi))
+                    res.stored += hi - lo + 1
+                else:
+                    assert view is not None
+                    self._record_rows(cur, gateway, epoch, r, view, lo, hi, now, res, rows, rejected)
         for sql, table_rows in rows.items():
             cur.executemany(sql, table_rows)
         if rejected:
@@ -210,28 +275,71 @@ class Store:
         return res
 
     @staticmethod
-    def _existing(cur: sqlite3.Cursor, gateway: str, epoch: str, recs: list[Any]) -> set[tuple[str, int]]:
-        """(stream, seq) of ``recs`` already in ``received`` (one primary-key range scan per stream)."""
-        bounds: dict[str, tuple[int, int]] = {}
-        for r in recs:
-            lo, hi = bounds.get(r.stream, (r.seq, r.seq))
-            bounds[r.stream] = (min(lo, r.seq), max(hi, r.seq))
-        seen: set[tuple[str, int]] = set()
-        for stream, (lo, hi) in bounds.items():
-            seen.update((stream, int(q)) for (q,) in cur.execute(
-                "SELECT seq FROM received WHERE gateway = ? AND stream = ? AND epoch = ? AND seq BETWEEN ? AND ?",
-                (gateway, stream, epoch, lo, hi)))
-        return seen
+    def _new_runs(cur: sqlite3.Cursor, gateway: str, stream: str, epoch: str, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The sub-ranges of ``lo`` … ``hi`` not covered by stored ``received`` ranges (ascending).
 
-    def _rows_for(self, cur: sqlite3.Cursor, gw: str, r: Any, out: dict[str, list[tuple[Any, ...]]]) -> str | None:
-        """Decode one record into ``out[insert sql]`` rows; return a NACK reason if it can never be accepted."""
+        Ranges of one stream never overlap, so walking them backwards from ``hi`` stops at the first
+        one that ends before ``lo`` (usually the first row read)."""
+        covered: list[tuple[int, int]] = []
+        for seq, last in cur.execute(
+                "SELECT seq, last_seq FROM received WHERE gateway = ? AND stream = ? AND epoch = ? AND seq <= ? "
+                "ORDER BY seq DESC", (gateway, stream, epoch, hi)):
+            if last < lo:
+                break
+            covered.append((seq, last))
+        runs, at = [], lo
+        for seq, last in reversed(covered):
+            if seq > at:
+                runs.append((at, seq - 1))
+            at = max(at, last + 1)
+        if at <= hi:
+            runs.append((at, hi))
+        return runs
+
+    def _nack(self, cur: sqlite3.Cursor, gateway: str, epoch: str, r: Any, lo: int, hi: int, why: str, now: float,
+              res: WriteResult, rejected: list[tuple[Any, ...]]) -> None:
+        """Records ``lo`` … ``hi`` of segment ``r`` can never be accepted: remember them, NACK them."""
+        cur.execute(_RECEIVED_SQL, (gateway, r.stream, epoch, lo, r.kind, r.ts, now, "nack", hi))
+        blob = bytes(r.blob) if (lo, hi) == (r.seq, r.seq + int(getattr(r, "count", 1)) - 1) else b""
+        rejected.append((gateway, r.stream, epoch, lo, r.kind, why, now, blob))
+        res.nacks.append((r.stream, lo, why, hi - lo + 1))
+
+    def _record_rows(self, cur: sqlite3.Cursor, gateway: str, epoch: str, r: Any, blobs: list[memoryview], lo: int,
+                     hi: int, now: float, res: WriteResult, rows: dict[str, list[tuple[Any, ...]]],
+                     rejected: list[tuple[Any, ...]]) -> None:
+        """Records ``lo`` … ``hi`` of a record-by-record segment: decode each; store or NACK it."""
+        start = lo  # first seq of the current run of accepted records
+        parts: list[FrameParts] = []
+        for seq in range(lo, hi + 1):
+            blob = blobs[seq - r.seq]
+            rec = _Rec(r.stream, seq, r.kind, r.ts, blob)
+            why = self._rows_for(cur, gateway, rec, rows, parts)
+            if why is None:
+                continue
+            if seq > start:
+                cur.execute(_RECEIVED_SQL, (gateway, r.stream, epoch, start, r.kind, r.ts, now, "ok", seq - 1))
+                res.stored += seq - start
+            cur.execute(_RECEIVED_SQL, (gateway, r.stream, epoch, seq, r.kind, r.ts, now, "nack", seq))
+            rejected.append((gateway, r.stream, epoch, seq, r.kind, why, now, bytes(blob)))
+            res.nacks.append((r.stream, seq, why, 1))
+            start = seq + 1
+        if start <= hi:
+            cur.execute(_RECEIVED_SQL, (gateway, r.stream, epoch, start, r.kind, r.ts, now, "ok", hi))
+            res.stored += hi - start + 1
+        if parts:  # the segments layout: consecutive frames sharing asset/names/channels/reasons, one row
+            self._parts_to_segments(gateway, r.stream, parts, rows)
+
+    def _rows_for(self, cur: sqlite3.Cursor, gw: str, r: Any, out: dict[str, list[tuple[Any, ...]]],
+                  parts: list[FrameParts]) -> str | None:
+        """Decode one record into ``out[insert sql]`` rows (features in the segments layout: into
+        ``parts``, with the record's spool seq); return a NACK reason if it can never be accepted."""
         if r.kind not in _KINDS:
             return f"unknown record kind {r.kind!r}"
         key = (gw, r.stream, r.seq)
         if r.kind == "features":
             fast = features_view(r.blob)
             if fast is not None:
-                self._feature_rows(cur, key, fast, out)
+                self._feature_rows(cur, key, fast, out, parts)
                 return None
         try:
             rec = codec.unpack(r.blob)
@@ -253,7 +361,7 @@ class Store:
             self._feature_rows(cur, key, FrameParts(
                 rec.asset, rec.seq, rec.t0, rec.names, rec.channels, rec.reasons,
                 rec.values.astype("<f4").tobytes(), rec.quality.tobytes(), rec.values.shape[0],
-                rec.values.shape[1]), out)
+                rec.values.shape[1]), out, parts)
         elif isinstance(rec, WaveformBlock):
             out.setdefault("INSERT INTO waveforms VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", []).append(
                 (*key, rec.asset, rec.seq, rec.t0, rec.fs, rec.data.shape[0], rec.data.shape[1],
@@ -269,7 +377,10 @@ class Store:
         return None
 
     def _feature_rows(self, cur: sqlite3.Cursor, key: tuple[str, str, int], f: FrameParts,
-                      out: dict[str, list[tuple[Any, ...]]]) -> None:
+                      out: dict[str, list[tuple[Any, ...]]], parts: list[FrameParts] | None = None) -> None:
+        if self.features_layout == "segments" and parts is not None:
+            parts.append(replace(f, spool_seq=key[2]))
+            return
         if self.features_layout == "packed":
             out.setdefault(_PACKED_SQL, []).append(
                 (*key, f.asset, f.seq, f.t0, f.n_channels, f.n_features, self._json(f.channels),
@@ -282,6 +393,46 @@ class Store:
         # NaN binds as NULL in SQLite, so the float rows go in as they are (no per-value Python work)
         out.setdefault(sql, []).extend(
             (*head, ch, q, why, *row) for ch, q, why, row in zip(f.channels, f.quality, reasons, values, strict=True))
+
+    def _stacked_rows(self, cur: sqlite3.Cursor, gateway: str, stream: str, first: int, v: codec.StackedFeatures,
+                      lo: int, hi: int, out: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Frames ``lo`` … ``hi`` (spool seqs) of a stacked segment whose first frame has seq ``first``."""
+        a, b = lo - first, hi - first + 1
+        n, c, f = b - a, v.values.shape[1], v.values.shape[2]
+        if self.features_layout == "segments":
+            out.setdefault(_SEGMENTS_SQL, []).append(
+                (gateway, stream, lo, hi, v.asset, self._json(v.names), self._json(v.channels), self._json(v.reasons),
+                 n, c, f, v.t0[a:b].tobytes(), v.seq[a:b].tobytes(), v.quality[a:b].tobytes(),
+                 v.values[a:b].tobytes()))
+            return
+        for i in range(a, b):
+            self._feature_rows(cur, (gateway, stream, first + i), FrameParts(
+                v.asset, int(v.seq[i]), float(v.t0[i]), v.names, v.channels, v.reasons, v.values[i].tobytes(),
+                v.quality[i].tobytes(), c, f), out)
+
+    def _parts_to_segments(self, gateway: str, stream: str, parts: list[FrameParts],
+                           out: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Frames decoded one by one, grouped into ``feature_segments`` rows (consecutive seqs, same header)."""
+        group: list[FrameParts] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            g0 = group[0]
+            out.setdefault(_SEGMENTS_SQL, []).append(
+                (gateway, stream, g0.spool_seq, g0.spool_seq + len(group) - 1, g0.asset, self._json(g0.names),
+                 self._json(g0.channels), self._json(g0.reasons), len(group), g0.n_channels, g0.n_features,
+                 np.array([p.t0 for p in group], "<f8").tobytes(), np.array([p.seq for p in group], "<i8").tobytes(),
+                 b"".join(p.quality for p in group), b"".join(p.values for p in group)))
+            group.clear()
+
+        for p in parts:
+            if group and not (p.spool_seq == group[-1].spool_seq + 1 and p.asset == group[0].asset
+                              and p.names == group[0].names and p.channels == group[0].channels
+                              and p.reasons == group[0].reasons):
+                flush()
+            group.append(p)
+        flush()
 
     def _json(self, items: tuple[str, ...]) -> str:
         text = self._json_cache.get(items)
@@ -313,8 +464,11 @@ def store_stats(path: str | Path) -> list[dict[str, Any]]:
     """Per gateway, stream and epoch: records, first/last seq, missing seqs, duplicates, gaps declared."""
     con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(received)")}
+        last = "last_seq" if "last_seq" in cols else "seq"  # a format-1 store not opened for writing since
         rows = con.execute(
-            "SELECT gateway, stream, epoch, count(*), min(seq), max(seq), sum(status = 'nack') "
+            f"SELECT gateway, stream, epoch, sum({last} - seq + 1), min(seq), max({last}), "
+            f"sum(CASE WHEN status = 'nack' THEN {last} - seq + 1 ELSE 0 END) "
             "FROM received GROUP BY gateway, stream, epoch ORDER BY gateway, stream, epoch").fetchall()
         dups = {(g, s, e): n for g, s, e, n in con.execute("SELECT * FROM duplicates")}
         gaps: dict[tuple[str, str], tuple[int, int]] = {}

@@ -9,12 +9,16 @@ How it works (protocol: :mod:`edgekit.uplink.frames`)
 * One *session* = one fresh DEALER socket connected to one endpoint: HELLO (gateway id, spool
   epoch, first unacked seq per stream) → WELCOME (credit). The socket has ZMTP heartbeats on and
   ``ZMQ_IMMEDIATE``; the gateway never binds.
-* Sending: ``spool.pending(uplink, after=cursor)`` oldest first, at most ``credit`` records and
-  ``window_bytes`` in flight, ``batch_records`` per DATA message (split at ``max_message_bytes``).
-  Each stream goes out in seq order, which is what makes the collector's cumulative ACK sound.
+* Sending: ``spool.pending_segments(uplink, after=cursor)`` oldest first — each stored segment (a
+  run of consecutive records of one stream) goes out as it is stored, one frame, no re-encoding —
+  at most ``credit`` records and ``window_bytes`` in flight, about ``batch_records`` records per DATA
+  message (at least one segment; split at ``max_message_bytes``). Each stream goes out in seq
+  order, which is what makes the collector's cumulative ACK sound. A segment too large for the
+  collector's ``max_message_bytes`` is sent record by record (a record that alone is too large is
+  dead-lettered). A spool without ``pending_segments`` is read record by record with ``pending``.
 * ACK(stream, seq) → ``spool.ack(uplink, stream, seq)`` (cumulative; the spool may then delete).
-  NACK → the row goes to the dead-letter table (:mod:`edgekit.uplink.deadletter`), committed before
-  the ACK that covers it is applied.
+  NACK(seq, n) → those records go to the dead-letter table (:mod:`edgekit.uplink.deadletter`), one
+  row per record, committed before the ACK that covers them is applied.
 * A session ends on: ack timeout (records in flight, no progress for ``ack_timeout``), peer silence
   for ``heartbeat_timeout`` (application PING/PONG), an ``ERROR`` from the collector (``no_session``
   after libzmq silently reconnected underneath), or WELCOME not arriving within ``hello_timeout``
@@ -46,7 +50,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from ..codec import segment_blobs
 from ..errors import ConfigError, DecodeError, UplinkError
+from ..spool.base import SpoolRow
 from . import frames as F
 from .config import UplinkConfig
 from .deadletter import DeadLetters
@@ -86,24 +92,43 @@ class _InFlight:
 
     def add(self, row: Any, now: float) -> None:
         self.by_stream.setdefault(row.stream, deque()).append((row, now))
-        self.count += 1
+        self.count += _count(row)
         self.nbytes += len(row.blob)
 
     def pop_through(self, stream: str, seq: int) -> list[tuple[Any, float]]:
+        """Remove the rows (segments) of ``stream`` whose last seq is <= ``seq``."""
         dq = self.by_stream.get(stream)
         out = []
-        while dq and dq[0][0].seq <= seq:
+        while dq and _last(dq[0][0]) <= seq:
             row, t = dq.popleft()
-            self.count -= 1
+            self.count -= _count(row)
             self.nbytes -= len(row.blob)
             out.append((row, t))
         return out
 
     def find(self, stream: str, seq: int) -> Any | None:
+        """The row (segment) of ``stream`` in flight that holds ``seq``."""
         for row, _ in self.by_stream.get(stream, ()):
-            if row.seq == seq:
+            if row.seq <= seq <= _last(row):
                 return row
         return None
+
+
+def _count(row: Any) -> int:
+    return int(getattr(row, "count", 1))
+
+
+def _last(row: Any) -> int:
+    return int(row.seq) + _count(row) - 1
+
+
+def _split(row: Any, first: int | None = None, n: int | None = None) -> list[SpoolRow]:
+    """The records ``first`` … ``first + n - 1`` (default: all) of a segment row as 1-record rows."""
+    count = _count(row)
+    blobs = [bytes(row.blob)] if count == 1 else segment_blobs(row.blob, count)
+    lo = row.seq if first is None else max(first, row.seq)
+    hi = _last(row) if n is None else min(_last(row), lo + n - 1)
+    return [SpoolRow(row.stream, q, row.kind, blobs[q - row.seq], row.ts, row.epoch) for q in range(lo, hi + 1)]
 
 
 class UplinkClient:
@@ -376,7 +401,7 @@ class UplinkClient:
                 done = inflight.pop_through(stream, seq)
                 if done and msg.epoch == self.spool.epoch:  # rows of an older epoch are gone already
                     self.spool.ack(self.name, stream, seq)
-                    self.delivered += len(done)
+                    self.delivered += sum(_count(r) for r, _ in done)
                     lat = now - done[0][1]
                     self.ack_latency_s = lat if self.ack_latency_s is None else 0.9 * self.ack_latency_s + 0.1 * lat
                     progressed = True
@@ -385,10 +410,12 @@ class UplinkClient:
         if isinstance(msg, F.Nack):
             row = inflight.find(msg.stream, msg.seq)
             if row is not None:
-                self._dead_letter_store().add(self.name, row, msg.reason)
-                self.dead_lettered += 1
-                log.error("uplink %s: collector rejected %s seq %d for good (%s); moved to dead letters",
-                          self.name, msg.stream, msg.seq, msg.reason)
+                store = self._dead_letter_store()
+                for rec in _split(row, msg.seq, msg.count):
+                    store.add(self.name, rec, msg.reason)
+                    self.dead_lettered += 1
+                log.error("uplink %s: collector rejected %s seq %d..%d for good (%s); moved to dead letters",
+                          self.name, msg.stream, msg.seq, msg.seq + msg.count - 1, msg.reason)
             return False
         if isinstance(msg, F.Ping):
             await self._send(sock, F.encode(F.Pong(msg.ts)), True)
@@ -418,15 +445,19 @@ class UplinkClient:
                 # alarms first: every known non-alarm stream is excluded from this query
                 after = {s: _AFTER_ALL for s in known if not self._is_priority(s)}
                 after.update({s: cursor[s] for s in known if self._is_priority(s) and s in cursor})
-                rows = [r for r in self.spool.pending(self.name, limit=room, max_bytes=budget, after=after)
+                rows = [r for r in self._pending(limit=room, max_bytes=budget, after=after)
                         if self._is_priority(r.stream) or r.kind in _PRIORITY_KINDS]
             if not rows:
-                rows = self.spool.pending(self.name, limit=room, max_bytes=budget, after=cursor)
+                rows = self._pending(limit=room, max_bytes=budget, after=cursor)
             if not rows:
                 break
             await self._send_rows(sock, rows, inflight, cursor, max_bytes)
-            sent += len(rows)
+            sent += sum(_count(r) for r in rows)
         return sent
+
+    def _pending(self, limit: int, max_bytes: int, after: dict[str, int]) -> list[Any]:
+        fetch = getattr(self.spool, "pending_segments", None) or self.spool.pending
+        return list(fetch(self.name, limit=limit, max_bytes=max_bytes, after=after))
 
     def _is_priority(self, stream: str) -> bool:
         return stream in self._priority_streams or stream.startswith(_PRIORITY_PREFIXES)
@@ -434,30 +465,36 @@ class UplinkClient:
     async def _send_rows(self, sock: zmq.asyncio.Socket, rows: list[Any], inflight: _InFlight,
                          cursor: dict[str, int], max_bytes: int) -> None:
         batch: list[Any] = []
-        size = 0
-        for row in rows:
+        size = records = 0
+        queue = deque(rows)
+        while queue:
+            row = queue.popleft()
             if row.kind in _PRIORITY_KINDS:
                 self._priority_streams.add(row.stream)
             n = len(row.blob) + 64 + len(row.stream)
-            cursor[row.stream] = max(cursor.get(row.stream, -1), row.seq)
+            if n > max_bytes - 4096 and _count(row) > 1:  # too big as one frame: its records one by one
+                queue.extendleft(reversed(_split(row)))
+                continue
+            cursor[row.stream] = max(cursor.get(row.stream, -1), _last(row))
             if n > max_bytes - 4096:
                 # can never be sent: dead-letter it here; it is acknowledged once everything
                 # before it in its stream is (cumulative acks must not skip earlier rows)
                 if batch:
                     await self._send_batch(sock, batch, inflight)
-                    batch, size = [], 0
+                    batch, size, records = [], 0, 0
                 reason = f"record of {len(row.blob)} bytes exceeds max_message_bytes {max_bytes}"
                 self._dead_letter_store().add(self.name, row, reason)
                 self.dead_lettered += 1
                 log.error("uplink %s: %s seq %d: %s; moved to dead letters", self.name, row.stream, row.seq, reason)
                 inflight.add(row, _UNSENT)
                 continue
-            if batch and (len(batch) >= self.cfg.batch_records or size + n > max_bytes - 4096
+            if batch and (records + _count(row) > self.cfg.batch_records or size + n > max_bytes - 4096
                           or row.epoch != batch[0].epoch):
                 await self._send_batch(sock, batch, inflight)
-                batch, size = [], 0
+                batch, size, records = [], 0, 0
             batch.append(row)
             size += n
+            records += _count(row)
         if batch:
             await self._send_batch(sock, batch, inflight)
         self._settle_unsent(inflight)
@@ -467,21 +504,21 @@ class UplinkClient:
         for stream, dq in inflight.by_stream.items():
             last = None
             while dq and dq[0][1] == _UNSENT:
-                last = dq[0][0].seq
+                last = _last(dq[0][0])
                 inflight.pop_through(stream, last)
             if last is not None:
                 self.spool.ack(self.name, stream, last)
 
     async def _send_batch(self, sock: zmq.asyncio.Socket, rows: list[Any], inflight: _InFlight) -> None:
         epoch = rows[0].epoch
-        recs = [F.DataRecord(r.stream, r.seq, r.kind, r.ts, bytes(r.blob)) for r in rows]
+        recs = [F.DataRecord(r.stream, r.seq, r.kind, r.ts, bytes(r.blob), _count(r)) for r in rows]
         frames = F.encode(F.Data(self.gateway_id, epoch, recs), self._compressor)
         now = time.monotonic()
         for r in rows:
             key = (r.epoch, r.stream)
-            if r.seq <= self._max_sent.get(key, -1):
-                self.resent += 1
-            else:
-                self._max_sent[key] = r.seq
+            sent_before = self._max_sent.get(key, -1)
+            if r.seq <= sent_before:
+                self.resent += min(_last(r), sent_before) - r.seq + 1
+            self._max_sent[key] = max(sent_before, _last(r))
             inflight.add(r, now)
         await self._send(sock, frames, True)

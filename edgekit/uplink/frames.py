@@ -1,13 +1,19 @@
-"""The uplink wire protocol, version 1: message types, framing, compression and the strict decoder.
+"""The uplink wire protocol, version 2: message types, framing, compression and the strict decoder.
 
-Contract (what a gateway and a collector of any version-1 implementation must do)
+Contract (what a gateway and a collector of any version-2 implementation must do)
 ---------------------------------------------------------------------------------
 Transport: the gateway's ZeroMQ DEALER connects to the collector's ROUTER (the ROUTER adds and
 strips the routing-id frame; nothing below includes it). Every message is a multipart message::
 
-    frame 0   b"EK1"                    protocol tag + version; anything else is rejected
+    frame 0   b"EK2"                    protocol tag + version; anything else is rejected
     frame 1   msgpack map (the header)  ``{"t": <type>, ...}``; never pickle
-    frame 2…  raw buffers               only DATA has them: one buffer per record, in header order
+    frame 2…  raw buffers               only DATA has them: one buffer per segment, in header order
+
+Version 2 (this one) moves *segments* — runs of consecutive records of one stream and kind, exactly
+as the spool stores them (:func:`edgekit.codec.pack_segment`) — instead of single records: the
+gateway sends a stored segment as one frame without re-encoding it. Version 1 (one frame per
+record) is not spoken any more: a version-1 peer gets ``malformed`` / "unsupported protocol
+version" and is counted; upgrade collectors and gateways together.
 
 Message types (header keys; all strings UTF-8, all integers ≥ 0 and < 2**63):
 
@@ -18,27 +24,34 @@ Message types (header keys; all strings UTF-8, all integers ≥ 0 and < 2**63):
 * ``WELCOME`` collector → gateway. ``cr`` credit granted (most records in flight), ``mb`` largest
   message the collector accepts.
 * ``DATA``    gateway → collector. ``gw``, ``ep``, ``r``: list of
-  ``[stream, seq, kind, ts, enc, raw_len]``, followed by one buffer per record. ``enc`` 0 = the
-  record blob as :func:`edgekit.codec.pack` wrote it; 1 = zstd of it; 2 = zstd of it with the bytes
-  of every multi-byte array byte-shuffled (the codec header stays intact, so the receiver finds the
-  arrays and un-shuffles). ``raw_len`` is the blob length before compression (a decompression bound).
-  Within a session the gateway sends each stream's records in increasing seq order.
+  ``[stream, seq, count, kind, ts, enc, raw_len]``, one per segment, followed by one buffer per
+  segment: the records ``seq`` … ``seq + count - 1``. The buffer (after decompression) is the
+  segment blob: for ``count == 1`` the record blob as :func:`edgekit.codec.pack` wrote it, else a
+  segment blob (:func:`edgekit.codec.segment_view` parses it; the collector checks it holds
+  ``count`` records and NACKs it otherwise). ``enc`` 0 = as is; 1 = zstd of it; 2 = zstd of it with
+  the bytes of every multi-byte array byte-shuffled (record and segment blobs share one outer
+  layout — u32 header length, msgpack header with the array specs, arrays — so the receiver finds
+  the arrays and un-shuffles). ``raw_len`` is the blob length before compression (a decompression
+  bound). Within a session the gateway sends each stream's segments in increasing seq order; a
+  segment may overlap records the collector already has (a resend of a partly acknowledged
+  segment): only the records it does not have are stored.
 * ``ACK``     collector → gateway, sent only after the records are durably committed. ``ep``, ``a``:
   map stream → seq, *cumulative per stream within the session*: every record of that stream the
   gateway sent in this session up to and including seq is stored (or was NACKed). This is sound
   because a session is one connection, ZeroMQ delivers a connection's messages in order without
   holes, and the gateway sends each stream in seq order.
-* ``NACK``    collector → gateway. ``ep``, ``s`` stream, ``q`` seq, ``why`` reason: this record can
-  never be accepted (undecodable, unknown kind); the gateway moves it to its dead-letter table
-  and does not retry it. A NACK always precedes the ACK that covers its seq.
+* ``NACK``    collector → gateway. ``ep``, ``s`` stream, ``q`` seq, ``n`` count, ``why`` reason: the
+  records ``q`` … ``q + n - 1`` can never be accepted (undecodable, unknown kind, a segment that
+  does not hold what its header says); the gateway moves them to its dead-letter table and does
+  not retry them. A NACK always precedes the ACK that covers its seqs.
 * ``PING`` / ``PONG`` either direction. ``ts`` sender's clock; the answer echoes it (application
   heartbeat and round-trip time, on top of ZMTP heartbeats).
 * ``ERROR``   collector → gateway. ``code`` (``no_session``: say HELLO again and resend;
   ``bad_gateway_id``: the header names another gateway than the authenticated key; ``revoked``:
   the key was removed from the allow-list; ``malformed``: the message was rejected), ``why`` text.
 
-Delivery is at-least-once on the wire; the collector deduplicates by (gateway, stream, epoch, seq),
-so each record is stored exactly once. The decoder is strict: wrong tag, wrong frame count, unknown
+Delivery is at-least-once on the wire; the collector deduplicates by (gateway, stream, epoch, seq)
+— per record, also inside segments — so each record is stored exactly once. The decoder is strict: wrong tag, wrong frame count, unknown
 type, missing or mistyped keys, oversize messages or blobs, bad compression → :class:`DecodeError`.
 """
 
@@ -56,6 +69,7 @@ from ..errors import DecodeError
 
 __all__ = [
     "MAX_RECORDS",
+    "MAX_SEGMENT_RECORDS",
     "PROTOCOL",
     "Ack",
     "Compressor",
@@ -73,8 +87,9 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL = b"EK1"
-MAX_RECORDS = 1024
+PROTOCOL = b"EK2"
+MAX_RECORDS = 1024  # buffer frames (segments) per DATA message
+MAX_SEGMENT_RECORDS = 1 << 20  # records in one segment
 ENC_RAW, ENC_ZSTD, ENC_ZSTD_SHUFFLE = 0, 1, 2
 _MAX_INT = 2**63 - 1
 
@@ -104,11 +119,18 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class DataRecord:
+    """One segment of a DATA message: records ``seq`` … ``seq + count - 1`` of ``stream``."""
+
     stream: str
     seq: int
     kind: str
     ts: float
-    blob: bytes  # the codec blob, uncompressed
+    blob: bytes  # the segment blob (the record blob when count == 1), uncompressed
+    count: int = 1
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq + self.count - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +152,7 @@ class Nack:
     stream: str
     seq: int
     reason: str
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +303,7 @@ def encode(msg: Message, compressor: Compressor | None = None) -> list[bytes]:
         rows, bufs = [], []
         for r in msg.records:
             enc, payload = comp.encode(r.kind, r.blob)
-            rows.append([r.stream, r.seq, r.kind, r.ts, enc, len(r.blob)])
+            rows.append([r.stream, r.seq, r.count, r.kind, r.ts, enc, len(r.blob)])
             bufs.append(payload)
         return [PROTOCOL, _pack({"t": "DATA", "gw": msg.gateway, "ep": msg.epoch, "r": rows}), *bufs]
     if isinstance(msg, Hello):
@@ -291,7 +314,7 @@ def encode(msg: Message, compressor: Compressor | None = None) -> list[bytes]:
     elif isinstance(msg, Ack):
         h = {"t": "ACK", "ep": msg.epoch, "a": dict(msg.acks)}
     elif isinstance(msg, Nack):
-        h = {"t": "NACK", "ep": msg.epoch, "s": msg.stream, "q": msg.seq, "why": msg.reason}
+        h = {"t": "NACK", "ep": msg.epoch, "s": msg.stream, "q": msg.seq, "n": msg.count, "why": msg.reason}
     elif isinstance(msg, Ping):
         h = {"t": "PING", "ts": msg.ts}
     elif isinstance(msg, Pong):
@@ -391,8 +414,11 @@ def decode(frames: Sequence[FrameLike], limits: Limits = Limits()) -> Message:
     if t == "ACK":
         return Ack(_text(h, "ep", "ACK"), _seq_map(h, "a", "ACK"))
     if t == "NACK":
+        count = _uint(_get(h, "n", int, "NACK"), "NACK count")
+        if count < 1:
+            raise DecodeError("NACK: count must be >= 1")
         return Nack(_text(h, "ep", "NACK"), _text(h, "s", "NACK"),
-                    _uint(_get(h, "q", int, "NACK"), "NACK seq"), _text(h, "why", "NACK", 4096))
+                    _uint(_get(h, "q", int, "NACK"), "NACK seq"), _text(h, "why", "NACK", 4096), count)
     if t == "PING":
         return Ping(_number(h, "ts", "PING"))
     if t == "PONG":
@@ -412,9 +438,9 @@ def _decode_data(h: dict[str, Any], bufs: list[memoryview], limits: Limits) -> D
     records = []
     for i, (row, buf) in enumerate(zip(rows, bufs, strict=True)):
         what = f"DATA record {i}"
-        if not isinstance(row, list) or len(row) != 6:
-            raise DecodeError(f"{what}: expected [stream, seq, kind, ts, enc, raw_len]")
-        stream, seq, kind, ts, enc, raw_len = row
+        if not isinstance(row, list) or len(row) != 7:
+            raise DecodeError(f"{what}: expected [stream, seq, count, kind, ts, enc, raw_len]")
+        stream, seq, count, kind, ts, enc, raw_len = row
         if not isinstance(stream, str) or not stream or len(stream) > 256:
             raise DecodeError(f"{what}: stream {stream!r} is not a non-empty short string")
         if not isinstance(kind, str) or len(kind) > 32:
@@ -426,7 +452,11 @@ def _decode_data(h: dict[str, Any], bufs: list[memoryview], limits: Limits) -> D
         raw_len = _uint(raw_len, f"{what} raw_len")
         if raw_len > limits.max_message_bytes:
             raise DecodeError(f"{what}: raw_len {raw_len} exceeds {limits.max_message_bytes}")
+        seq = _uint(seq, f"{what} seq")
+        count = _uint(count, f"{what} count")
+        if not 1 <= count <= MAX_SEGMENT_RECORDS or seq + count - 1 > _MAX_INT:
+            raise DecodeError(f"{what}: count {count} outside 1..{MAX_SEGMENT_RECORDS} or past the last seq")
         blob = _decompress(enc, buf, raw_len)
-        records.append(DataRecord(stream, _uint(seq, f"{what} seq"), kind, float(ts), blob))
+        records.append(DataRecord(stream, seq, kind, float(ts), blob, count))
     return Data(gw, ep, records)
 

@@ -107,9 +107,9 @@ async def test_bad_peers_rejected_and_counted_legit_gateway_unaffected(tmp_path:
         reply = await ask(s, spoof)  # DATA naming another gateway inside its own session
         assert isinstance(reply, F.Error) and reply.code == "bad_gateway_id"
         assert isinstance(await ask(s, F.encode(F.Hello("gw-2", "e", {}, 8))), F.Welcome)
-        reply = await ask(s, [b"EK1", msgpack.packb({"t": "DATA"}), b"\0" * (MAX + 100)])  # oversized
+        reply = await ask(s, [b"EK2", msgpack.packb({"t": "DATA"}), b"\0" * (MAX + 100)])  # oversized
         assert isinstance(reply, F.Error) and reply.code == "malformed"
-        for garbage in ([b"GET / HTTP/1.1"], [b"EK1", b"\xc1\xc1"], [b"EK9", b"x"], [b"EK1", msgpack.packb({"t": 1})]):
+        for garbage in ([b"GET / HTTP/1.1"], [b"EK2", b"\xc1\xc1"], [b"EK9", b"x"], [b"EK2", msgpack.packb({"t": 1})]):
             reply = await ask(s, garbage)
             assert isinstance(reply, F.Error) and reply.code == "malformed"
         # an undecodable record inside a well-formed message: NACKed for good, then acknowledged

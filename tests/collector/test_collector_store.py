@@ -51,7 +51,7 @@ def filled(tmp_path: Path) -> Path:
                                  SimpleNamespace(stream="features/m01", seq=8, kind="features", ts=1.0, blob=b"junk"),
                                  rec("features/m01", 9, frame(9, ("rms",)), kind="points")])
     assert (r2.stored, r2.duplicates) == (2, 1)
-    assert [(s, q) for s, q, _ in r2.nacks] == [("features/m01", 8), ("features/m01", 9)]
+    assert [(s, q) for s, q, _, _n in r2.nacks] == [("features/m01", 8), ("features/m01", 9)]
     assert r2.acks == {"features/m01": 9}
     st.commit()
     st.close()

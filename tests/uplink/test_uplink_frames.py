@@ -46,7 +46,7 @@ MESSAGES: list[F.Message] = [
 @pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
 def test_control_messages_round_trip(msg: F.Message) -> None:
     frames = F.encode(msg)
-    assert frames[0] == b"EK1" and len(frames) == 2
+    assert frames[0] == b"EK2" and len(frames) == 2
     assert F.decode(frames) == msg
 
 
@@ -74,7 +74,7 @@ def test_shuffle_is_used_for_float_arrays_and_pays() -> None:
     blob = smooth_points_blob()
     hdr = msgpack.unpackb(F.encode(F.Data("g", "e", [F.DataRecord("s", 1, "points", 0.0, blob)]),
                                    F.Compressor("zstd"))[1])
-    assert hdr["r"][0][4] == F.ENC_ZSTD_SHUFFLE
+    assert hdr["r"][0][5] == F.ENC_ZSTD_SHUFFLE
     shuffled = len(F.encode(F.Data("g", "e", [F.DataRecord("s", 1, "points", 0.0, blob)]),
                             F.Compressor("zstd"))[2])
     import zstandard
@@ -97,7 +97,7 @@ def good_data_frames() -> list[bytes]:
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda f: [b"EK2", *f[1:]], "unsupported protocol version"),
+        (lambda f: [b"EK1", *f[1:]], "unsupported protocol version"),  # version 1: one frame per record
         (lambda f: [b"HTTP/1.1", *f[1:]], "not an edgekit"),
         (lambda f: f[:1], "at least 2"),
         (lambda f: [f[0], b"\xc1garbage", *f[2:]], "not valid msgpack"),
@@ -109,6 +109,13 @@ def good_data_frames() -> list[bytes]:
         (lambda f: [f[0], msgpack.packb({"t": "ACK", "ep": "e", "a": {"s": -1}})], "not an integer"),
         (lambda f: [f[0], msgpack.packb({"t": "HELLO", "gw": "g", "ep": "e", "fu": {}})], "'cr' missing"),
         (lambda f: [f[0], f[1], f[2][:-1]], "header says"),
+        (lambda f: [f[0], msgpack.packb({"t": "DATA", "gw": "g", "ep": "e", "r": [["s", 1, "points", 0.0, 0, 1]]}),
+                    b"x"], "expected \\[stream, seq, count"),  # a version-1 row (no count)
+        (lambda f: [f[0], msgpack.packb({"t": "DATA", "gw": "g", "ep": "e", "r": [["s", 1, 0, "points", 0.0, 0, 1]]}),
+                    b"x"], "count 0 outside"),
+        (lambda f: [f[0], msgpack.packb({"t": "DATA", "gw": "g", "ep": "e",
+                                         "r": [["s", 2**63 - 1, 2, "points", 0.0, 0, 1]]}), b"x"], "past the last seq"),
+        (lambda f: [f[0], msgpack.packb({"t": "NACK", "ep": "e", "s": "s", "q": 1, "n": 0, "why": "x"})], "count"),
     ],
 )
 def test_decoder_rejects_malformed(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +127,7 @@ def test_decoder_limits() -> None:
     frames = good_data_frames()
     with pytest.raises(DecodeError, match="limit"):
         F.decode(frames, F.Limits(max_message_bytes=100))
-    many = [b"EK1", msgpack.packb({"t": "DATA"}), *([b""] * 20)]
+    many = [b"EK2", msgpack.packb({"t": "DATA"}), *([b""] * 20)]
     with pytest.raises(DecodeError, match="frames, limit"):
         F.decode(many, F.Limits(max_records=8))
 
@@ -128,16 +135,16 @@ def test_decoder_limits() -> None:
 def test_zstd_bomb_is_bounded() -> None:
     import zstandard
     bomb = zstandard.ZstdCompressor().compress(b"\0" * (10 << 20))
-    hdr = msgpack.packb({"t": "DATA", "gw": "g", "ep": "e", "r": [["s", 1, "points", 0.0, 1, 1000]]})
+    hdr = msgpack.packb({"t": "DATA", "gw": "g", "ep": "e", "r": [["s", 1, 1, "points", 0.0, 1, 1000]]})
     with pytest.raises(DecodeError):
-        F.decode([b"EK1", hdr, bomb])
+        F.decode([b"EK2", hdr, bomb])
 
 
 frame_bytes = st.one_of(
     st.binary(max_size=64),
-    st.just(b"EK1"),
+    st.just(b"EK2"),
     st.builds(lambda d: msgpack.packb(d), st.dictionaries(
-        st.sampled_from(["t", "gw", "ep", "r", "a", "fu", "cr", "s", "q", "why", "ts", "mb", "code"]),
+        st.sampled_from(["t", "gw", "ep", "r", "a", "fu", "cr", "s", "q", "n", "why", "ts", "mb", "code"]),
         st.one_of(st.sampled_from(["DATA", "HELLO", "ACK", "NACK", "PING", "WELCOME", "ERROR"]),
                   st.integers(-5, 2**64 - 1), st.text(max_size=8), st.floats(allow_nan=False),
                   st.lists(st.lists(st.one_of(st.integers(-2, 5), st.text(max_size=3)), max_size=7),
@@ -151,7 +158,7 @@ frame_bytes = st.one_of(
 @given(st.lists(frame_bytes, max_size=6), st.booleans())
 def test_decoder_property_random_frames_only_raise_decode_error(frames: list[bytes], tag: bool) -> None:
     if tag:
-        frames = [b"EK1", *frames]
+        frames = [b"EK2", *frames]
     try:
         msg = F.decode(frames)
     except DecodeError:
@@ -166,3 +173,21 @@ def test_decoder_property_random_frames_only_raise_decode_error(frames: list[byt
 def test_data_property_round_trip(rows: list[tuple[str, int, bytes]]) -> None:
     msg = F.Data("gw", "ep", [F.DataRecord(s, q, "points", 1.5, b) for s, q, b in rows])
     assert F.decode(F.encode(msg, F.Compressor("zstd"))) == msg
+
+
+@pytest.mark.parametrize("mode", ["none", "zstd"])
+def test_a_segment_travels_as_one_frame_unchanged(mode: str) -> None:
+    from edgekit.codec import pack_segment, segment_blobs
+
+    blobs = [feature_blob(i) for i in range(5)]
+    seg = pack_segment(blobs, "features")
+    frames = F.encode(F.Data("g", "e", [F.DataRecord("f", 10, "features", 1.0, seg, 5),
+                                        F.DataRecord("p", 3, "points", 1.0, smooth_points_blob())]), F.Compressor(mode))
+    assert len(frames) == 4
+    msg = F.decode(frames)
+    assert isinstance(msg, F.Data)
+    first, second = msg.records
+    assert (first.seq, first.count, first.last_seq, first.blob) == (10, 5, 14, seg)
+    assert segment_blobs(first.blob, first.count) == blobs
+    assert (second.count, second.last_seq) == (1, 3)
+    assert F.decode(F.encode(F.Nack("e", "f", 10, "bad", 5))) == F.Nack("e", "f", 10, "bad", 5)
