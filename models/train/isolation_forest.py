@@ -30,6 +30,12 @@ NAME = "isolation_forest"
 N_TREES = 100
 MAX_SAMPLES = 256
 SEED = 0
+# Out-of-range term: a row whose features lie beyond the training rows' range by this many robust SDs in
+# total (sum over features of |z| - max training |z|) scores as much above the healthy median as the
+# forest's own threshold. Trees cannot extrapolate: past the training range every value of a feature
+# lands in the same leaf, so a single feature drifting far out (unbalance: velocity z 3 -> 30) kept the
+# forest's score flat below its threshold until zone C.
+EXCESS_AT_THRESHOLD = 3.0
 
 
 def fit(rows: np.ndarray, n_trees: int = N_TREES, seed: int = SEED) -> Any:
@@ -38,8 +44,9 @@ def fit(rows: np.ndarray, n_trees: int = N_TREES, seed: int = SEED) -> Any:
     return IsolationForest(n_estimators=n_trees, max_samples=MAX_SAMPLES, random_state=seed).fit(rows)
 
 
-def export_forest(forest: Any) -> onnx.ModelProto:
-    """One TreeEnsembleRegressor graph equal to ``-forest.decision_function``."""
+def export_forest(forest: Any, envelope: tuple[np.ndarray, float] | None = None) -> onnx.ModelProto:
+    """One TreeEnsembleRegressor graph equal to ``-forest.decision_function``; with ``envelope = (r, beta)``
+    plus ``beta x sum_j max(|x_j| - r_j, 0)`` (the out-of-range term)."""
     from sklearn.ensemble._iforest import _average_path_length
 
     n_features = int(forest.n_features_in_)
@@ -74,27 +81,56 @@ def export_forest(forest: Any) -> onnx.ModelProto:
     denom = len(forest.estimators_) * float(_average_path_length([forest.max_samples_])[0])
     x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features])
     y = helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, ["batch", 1])
+    forest_out = "anomaly_score" if envelope is None else "forest_score"
     nodes = [
         helper.make_node("TreeEnsembleRegressor", ["features"], ["path_sum"], domain="ai.onnx.ml",
                          n_targets=1, aggregate_function="SUM", post_transform="NONE", **attrs),
         helper.make_node("Mul", ["path_sum", "k"], ["expo"]),
         helper.make_node("Exp", ["expo"], ["iso_score"]),
-        helper.make_node("Add", ["iso_score", "offset"], ["anomaly_score"]),
+        helper.make_node("Add", ["iso_score", "offset"], [forest_out]),
     ]
     inits = [
         numpy_helper.from_array(np.array(-math.log(2.0) / denom, np.float32), "k"),
         numpy_helper.from_array(np.array(forest.offset_, np.float32), "offset"),
     ]
+    doc = "IsolationForest on baseline z-scores; output = -decision_function (see isolation_forest.md)"
+    if envelope is not None:
+        reach, beta = envelope
+        nodes += [
+            helper.make_node("Abs", ["features"], ["absz"]),
+            helper.make_node("Sub", ["absz", "reach"], ["beyond"]),
+            helper.make_node("Relu", ["beyond"], ["excess"]),
+            helper.make_node("ReduceSum", ["excess", "axes"], ["excess_sum"], keepdims=1),
+            helper.make_node("Mul", ["excess_sum", "beta"], ["range_score"]),
+            helper.make_node("Add", [forest_out, "range_score"], ["anomaly_score"]),
+        ]
+        inits += [
+            numpy_helper.from_array(np.asarray(reach, np.float32).reshape(1, n_features), "reach"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(np.array(beta, np.float32), "beta"),
+        ]
+        doc = ("IsolationForest on baseline z-scores (-decision_function) plus an out-of-range term "
+               "beta x sum(max(|z| - r, 0)) (see isolation_forest.md)")
     g = helper.make_graph(nodes, NAME, [x], [y], inits)
-    return common.zoo_model(
-        g, "IsolationForest on baseline z-scores; output = -decision_function (see isolation_forest.md)", ml_opset=True)
+    return common.zoo_model(g, doc, ml_opset=True)
+
+
+def envelope(forest: Any, rows: np.ndarray, excess_at_threshold: float = EXCESS_AT_THRESHOLD) -> tuple[np.ndarray, float]:
+    """``(r, beta)``: r_j = the largest |z_j| of the training rows; beta such that an excess of
+    ``excess_at_threshold`` adds the forest's own threshold-minus-median score."""
+    reach = np.abs(rows).max(axis=0).astype(np.float64)
+    scores = common.onnx_scores(export_forest(forest), rows)
+    thr = common.default_threshold(scores, margin=0.0)
+    return reach, (thr - float(np.median(scores))) / excess_at_threshold
 
 
 def main(out_dir: Path = common.ZOO) -> Path:
     rows = common.training_rows()
-    # Margin 0: isolation scores saturate (at most 0.5, a one-feature fault gives ~0.2), so a threshold
-    # far above the healthy tail would never be reached.
-    return common.finish(export_forest(fit(rows)), NAME, rows, out_dir, margin=0.0)
+    # Margin 0: the forest's scores saturate (at most 0.5, a one-feature fault gives ~0.2), so a threshold
+    # far above the healthy tail would never be reached. The out-of-range term is 0 on every training
+    # row (r is their maximum), so the threshold is the forest's own.
+    forest = fit(rows)
+    return common.finish(export_forest(forest, envelope(forest, rows)), NAME, rows, out_dir, margin=0.0)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,32 @@ def test_compact_isolation_forest_export_equals_sklearn_and_skl2onnx() -> None:
     sess = open_session(sk.SerializeToString())
     theirs = sess.run(["scores"], {"features": rows * 1.5})[0].ravel()
     np.testing.assert_allclose(ours, -theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_card_quotes_the_shipped_threshold_and_version(name: str) -> None:
+    card = (common.ZOO / f"{name}.md").read_text(encoding="utf-8")
+    info = check(common.ZOO / f"{name}.onnx", common.extractor().names)
+    assert info.threshold is not None
+    block = card.split(common.CARD_BEGIN, 1)[1].split(common.CARD_END, 1)[0]
+    assert f"`edgekit.threshold` = **{info.threshold:.4g}**" in block, f"{name}.md is stale: run make models"
+    assert f"version `{info.version}`" in block
+
+
+def test_isolation_forest_out_of_range_term_keeps_rising_where_the_trees_saturate() -> None:
+    rng = np.random.default_rng(12)
+    rows = rng.standard_normal((600, 6)).astype(np.float32)
+    forest = isolation_forest.fit(rows, n_trees=8, seed=3)
+    reach, beta = isolation_forest.envelope(forest, rows, excess_at_threshold=3.0)
+    assert np.allclose(reach, np.abs(rows).max(axis=0)) and beta > 0
+    both = isolation_forest.export_forest(forest, (reach, beta))
+    x = rows * 1.5
+    expected = -forest.decision_function(x) + beta * np.maximum(np.abs(x) - reach, 0).sum(axis=1)
+    np.testing.assert_allclose(common.onnx_scores(both, x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(common.onnx_scores(both, rows), -forest.decision_function(rows), rtol=1e-5, atol=1e-6)
+    # One feature drifting far beyond the training range: the forest alone stays flat, the sum rises.
+    drift = np.zeros((3, 6), np.float32)
+    drift[:, 0] = reach[0] + np.array([1.0, 5.0, 20.0])
+    forest_only = common.onnx_scores(isolation_forest.export_forest(forest), drift)
+    assert np.ptp(forest_only) < 1e-6
+    assert np.all(np.diff(common.onnx_scores(both, drift)) > 3 * beta)
