@@ -37,7 +37,8 @@ import numpy.typing as npt
 from ...errors import DecodeError
 from .device import ResolvedTag
 
-__all__ = ["BlockDecoder", "FastDecoder", "compile_decoder", "decode_order", "decode_samples", "encode_value", "to_registers"]
+__all__ = ["BlockDecoder", "FastDecoder", "ScanDecoder", "compile_decoder", "compile_scan", "decode_order",
+           "decode_samples", "encode_value", "to_registers"]
 
 U16 = npt.NDArray[np.uint16]
 F64 = npt.NDArray[np.float64]
@@ -209,9 +210,18 @@ class FastDecoder:
     extras: tuple[tuple[int, int], ...]  # (register offset, bit) for bool (bit -1) and bit tags
     n_strings: int
     single: bool  # one tag: itemgetter returns the value itself
+    perm: tuple[int, ...] = ()  # position in :meth:`raw`'s output of each tag (tag order)
 
-    def values(self, data: Sequence[Any]) -> tuple[Any, ...]:
-        """Raw values in tag order (bools as bool); raises DecodeError for a short or invalid block."""
+    def raw(self, data: Sequence[Any]) -> list[Any]:
+        """Raw values in the decoder's own order (``perm`` maps tags into it): the lanes' fields,
+        then bools/bits, then NaN per string; for bit tables the tags' bits in tag order. Raises
+        DecodeError for a short or invalid block."""
+        out: list[Any] = []
+        self.extend(out, data)
+        return out
+
+    def extend(self, out: list[Any], data: Sequence[Any]) -> None:
+        """Append :meth:`raw`'s values to ``out`` (the scan decoder's one list per scan)."""
         if len(data) < self.needed:
             raise DecodeError(f"response holds {len(data)} {'bits' if self.bits else 'registers'}, "
                               f"expected {self.needed}")
@@ -221,7 +231,8 @@ class FastDecoder:
             for b in got:
                 if type(b) is not bool:
                     raise DecodeError(f"bits are not booleans: {type(b).__name__}")
-            return got  # type: ignore[no-any-return]
+            out += got
+            return
         if data and type(data[0]) is not int:  # as strict as to_registers (struct alone takes bools)
             raise DecodeError(f"register values are not integers: {type(data[0]).__name__}")
         try:
@@ -229,22 +240,57 @@ class FastDecoder:
             le = struct.pack(f"<{len(data)}H", *data) if self.le else b""
         except struct.error as exc:
             raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
-        vals: tuple[Any, ...] = ()
         for little, lane in self.lanes:
-            vals += lane.unpack_from(le if little else be)
+            out += lane.unpack_from(le if little else be)
         if self.extras:
-            vals += tuple((data[off] != 0) if bit < 0 else (data[off] >> bit) & 1 for off, bit in self.extras)
+            out += [(data[off] != 0) if bit < 0 else (data[off] >> bit) & 1 for off, bit in self.extras]
         if self.n_strings:
-            vals += (math.nan,) * self.n_strings
+            out += (math.nan,) * self.n_strings
+
+    def values(self, data: Sequence[Any]) -> tuple[Any, ...]:
+        """Raw values in tag order (bools as bool); raises DecodeError for a short or invalid block."""
+        vals = self.raw(data)
+        if self.bits:
+            return tuple(vals)
         got = self.pick(vals)
         return (got,) if self.single else got  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDecoder:
+    """The responses of every planned request of one scan (one device and poll class) decoded
+    together: each request's list through its :meth:`FastDecoder.raw` (whole-block ``struct``
+    unpacks), then one precompiled ``itemgetter`` puts all raw values in batch order (the requests'
+    tag orders, one after the other). Compiled once per plan (:func:`compile_scan`)."""
+
+    decoders: tuple[FastDecoder, ...]
+    pick: Callable[[Sequence[Any]], Any]
+    single: bool
+
+    def values(self, payloads: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
+        """Raw (unscaled) values of the whole scan in batch order; raises DecodeError."""
+        raw: list[Any] = []
+        for dec, data in zip(self.decoders, payloads, strict=True):
+            dec.extend(raw, data)
+        got = self.pick(raw)
+        return (got,) if self.single else got  # type: ignore[no-any-return]
+
+
+def compile_scan(decoders: Sequence[FastDecoder]) -> ScanDecoder:
+    """The :class:`ScanDecoder` of requests decoded by ``decoders`` (in plan order)."""
+    perm: list[int] = []
+    base = 0
+    for dec in decoders:
+        perm += [base + p for p in dec.perm]
+        base += len(dec.perm)
+    return ScanDecoder(tuple(decoders), operator.itemgetter(*perm) if perm else _none, len(perm) == 1)
 
 
 def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits: bool) -> FastDecoder:
     n = len(tags)
     if bits:
         return FastDecoder(needed, True, operator.itemgetter(*[t.address - start for t in tags]) if n else _none,
-                           (), False, (), 0, n == 1)
+                           (), False, (), 0, n == 1, tuple(range(n)))
     lanes: dict[tuple[bool, str], list[list[ResolvedTag]]] = {}
     extras: list[ResolvedTag] = []
     strings: list[ResolvedTag] = []
@@ -279,7 +325,7 @@ def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits:
     return FastDecoder(needed, False, operator.itemgetter(*perm) if n else _none, tuple(compiled),
                        any(little for little, _ in compiled),
                        tuple((t.address - start, t.bit if t.type == "bit" else -1) for t in extras),
-                       len(strings), n == 1)
+                       len(strings), n == 1, tuple(perm))
 
 
 def _none(_: Sequence[Any]) -> tuple[()]:
