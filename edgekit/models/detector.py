@@ -2,8 +2,10 @@
 
 ``build_detector(models, feature_names, baseline_dir)`` checks every configured model against the
 pipeline's feature names (ModelContractError at start-up if one does not fit) and returns a
-:class:`Detector`. ``Detector.score(frame)`` returns the frame with score columns appended and the
-alarm events of that block:
+:class:`Detector`. ``Detector.score_many(frames)`` scores the frames of a whole worker batch (any
+assets) with ONE ``session.run`` per model and returns, per frame, a :class:`Scored` (the frame with
+score columns appended, the alarm events of that block, or the error that kept it unscored) — the
+same, frame by frame, as ``Detector.score(frame)`` called on each frame in order:
 
 * one model: column ``anomaly_score``; several: ``anomaly_score`` is the first model's score and every
   model also gets ``anomaly_score_<name>``;
