@@ -74,7 +74,7 @@ way. Torn writes: WAL frames carry checksums and a commit marker; on the next op
 only complete, checksummed transactions, so a kill during a commit loses exactly that uncommitted
 transaction (``append`` had not returned, no seq was handed out). Acks are durable at the same
 level; a lost ack only causes a resend, which the collector deduplicates by (gateway, stream, seq).
-New files get 8 KiB pages (existing files keep theirs). Deleted rows: ``PRAGMA secure_delete =
+New files get 32 KiB pages (existing files keep theirs). Deleted rows: ``PRAGMA secure_delete =
 FAST`` — bytes of pruned records are zeroed where SQLite rewrites the page anyway, while a page
 freed whole keeps its old bytes until it is reused (no extra write per pruned record; the spool
 file is not a place to rely on for erasure).

@@ -41,12 +41,15 @@ class IngestSide(SpoolBase):
                 raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
         if not items:
             return []
+        # segments are encoded (and CRCed) before taking the lock, assuming every item is admitted;
+        # inside, a segment grouped differently (a drop split it) is encoded again
+        prepacked = self._prepack(items)
         with self._ingest_lock:
             self._check_open()
             now = time.time()
             self._maybe_check_disk(now, len(items))
             try:
-                return self._admit(items, now)
+                return self._admit(items, now, prepacked)
             except sqlite3.Error as exc:
                 self._rollback(self._ingest)
                 raise self._translate(exc, "append") from exc
@@ -54,7 +57,22 @@ class IngestSide(SpoolBase):
                 self._rollback(self._ingest)
                 raise
 
-    def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float) -> list[int | None]:
+    def _prepack(self, items: Sequence[tuple[str, str, bytes, float]]) -> dict[tuple[int, ...], tuple[bytes, int]]:
+        guess: list[tuple[str, int, str, float, bytes, int]] = []
+        seqs: dict[str, int] = {}
+        for i, (stream, kind, blob, ts) in enumerate(items):
+            seqs[stream] = seqs.get(stream, 0) + 1
+            if self._routing[kind]:
+                guess.append((stream, seqs[stream], kind, float(ts), blob, i))
+        out = {}
+        for _stream, _first, kind, _ts, blobs, idxs in self._segments(guess):
+            if len(blobs) > 1 or len(blobs[0]) > 4096:
+                seg = pack_segment(blobs, kind)
+                out[tuple(idxs)] = (seg, zlib.crc32(seg))
+        return out
+
+    def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float,
+               prepacked: dict[tuple[int, ...], tuple[bytes, int]]) -> list[int | None]:
         cfg, conn, quota = self.cfg, self._ingest, self.cfg.max_bytes
         if cfg.full_policy == "block":
             need = sum(len(b) for _, k, b, _ in items if k != "gap" and self._routing[k] and len(b) <= quota)
@@ -93,8 +111,8 @@ class IngestSide(SpoolBase):
             drops[reason] = drops.get(reason, 0) + 1
             results.append(None)
 
-        admitted: list[tuple[str, int, str, float, bytes]] = []
-        for stream, kind, blob, ts in items:
+        admitted: list[tuple[str, int, str, float, bytes, int]] = []
+        for index, (stream, kind, blob, ts) in enumerate(items):
             seq = next_seq(stream, kind)
             size = len(blob)
             if not self._routing[kind]:
@@ -124,14 +142,17 @@ class IngestSide(SpoolBase):
                     if used + added - removed + size > limit:
                         drop(stream, seq, "drop_oldest")
                         continue
-            admitted.append((stream, seq, kind, float(ts), blob))
+            admitted.append((stream, seq, kind, float(ts), blob, index))
             added, added_rows = added + size, added_rows + 1
             results.append(seq)
         segments = 0
-        for stream, first, kind, ts, blobs in self._segments(admitted):
-            seg = pack_segment(blobs, kind)
+        for stream, first, kind, ts, blobs, idxs in self._segments(admitted):
+            cached = prepacked.get(tuple(idxs))
+            if cached is None:
+                seg = pack_segment(blobs, kind)
+                cached = (seg, zlib.crc32(seg))
             conn.execute(INSERT, (stream, first, first + len(blobs) - 1, kind, ts, sum(len(b) for b in blobs),
-                                  zlib.crc32(seg), seg))
+                                  cached[1], cached[0]))
             segments += 1
         sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
         for gstream, gblob in sealed:
@@ -160,26 +181,27 @@ class IngestSide(SpoolBase):
             log.warning("spool full: dropped %s (counted in gap records)", drops)
         return results
 
-    def _segments(self, admitted: list[tuple[str, int, str, float, bytes]]
-                  ) -> list[tuple[str, int, str, float, list[bytes]]]:
+    def _segments(self, admitted: list[tuple[str, int, str, float, bytes, int]]
+                  ) -> list[tuple[str, int, str, float, list[bytes], list[int]]]:
         """Group admitted records into segments: per stream, runs of consecutive seqs with the same
         kind and ts, at most ``segment_max_bytes`` each (a larger record is a segment alone).
         Returned in the order of each segment's first record in the call."""
         cap = self.cfg.segment_max_bytes
         open_runs: dict[str, tuple[int, list[Any]]] = {}  # stream -> (index in out, [stream, first, kind, ts, blobs, next, size])
         out: list[list[Any]] = []
-        for stream, seq, kind, ts, blob in admitted:
+        for stream, seq, kind, ts, blob, index in admitted:
             run = open_runs.get(stream)
             if run is not None:
                 seg = run[1]
                 if seg[5] == seq and seg[2] == kind and seg[3] == ts and seg[6] + len(blob) <= cap:
                     seg[4].append(blob)
+                    seg[7].append(index)
                     seg[5], seg[6] = seq + 1, seg[6] + len(blob)
                     continue
-            seg = [stream, seq, kind, ts, [blob], seq + 1, len(blob)]
+            seg = [stream, seq, kind, ts, [blob], seq + 1, len(blob), [index]]
             open_runs[stream] = (len(out), seg)
             out.append(seg)
-        return [(seg[0], seg[1], seg[2], seg[3], seg[4]) for seg in out]
+        return [(seg[0], seg[1], seg[2], seg[3], seg[4], seg[7]) for seg in out]
 
     def _prune_ingest(self) -> None:
         """Prune everything deletable in its own ingest transaction (block policy under pressure)."""

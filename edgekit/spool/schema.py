@@ -23,7 +23,7 @@ __all__ = [
 log = logging.getLogger("edgekit.spool")
 
 FORMAT_VERSION = 2
-PAGE_SIZE = 8192  # new files; see connect()
+PAGE_SIZE = 32768  # new files; see connect()
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,19 +43,22 @@ CREATE TABLE IF NOT EXISTS open_gaps (
 _TABLES = {"meta", "streams", "records", "cursors", "open_gaps"}
 
 
-def connect(path: Path, cfg: SpoolConfig) -> sqlite3.Connection:
-    """Open one connection in autocommit mode (we issue BEGIN IMMEDIATE/COMMIT ourselves)."""
+def connect(path: Path, cfg: SpoolConfig, synchronous: str | None = None) -> sqlite3.Connection:
+    """Open one connection in autocommit mode (we issue BEGIN IMMEDIATE/COMMIT ourselves).
+
+    ``synchronous`` overrides ``cfg.synchronous`` for this connection (the delivery side's acks)."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                            timeout=cfg.busy_timeout)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(cfg.busy_timeout * 1000)}")
-        # takes effect in a new file only (an existing one keeps its page size): 8 KiB pages hold
-        # three ~2.5 KB records where 4 KiB pages hold one — fewer WAL frames per commit
+        # takes effect in a new file only (an existing one keeps its page size): a segment of 64
+        # feature frames (~130 KB) is 5 overflow pages of 32 KiB instead of 17 of 8 KiB — fewer
+        # WAL frames to write per commit and to walk when the segment is pruned
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.DatabaseError(f"cannot switch {path} to WAL mode (got {mode!r})")
-        conn.execute(f"PRAGMA synchronous = {cfg.synchronous.upper()}")
+        conn.execute(f"PRAGMA synchronous = {(synchronous or cfg.synchronous).upper()}")
         # builds with SQLITE_SECURE_DELETE (Debian's, this venv's) zero every freed page, i.e. write
         # each pruned record a second time: FAST zeroes only what is written anyway (acks ~2x cheaper)
         conn.execute("PRAGMA secure_delete = FAST")

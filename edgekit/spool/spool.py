@@ -26,6 +26,11 @@ from .schema import FORMAT_VERSION, check_file, connect, create_schema, quaranti
 
 __all__ = ["FORMAT_VERSION", "KINDS", "Spool", "SpoolRow"]
 
+DELIVERY_SYNC = "normal"
+"""Acks and prunes (the delivery connection) commit without an fsync of their own: a power loss may
+forget the last acks, whose records are then resent and deduplicated by the collector; the next
+fsynced admission (or checkpoint) makes them durable, since the WAL is one sequential file."""
+
 
 class Spool(IngestSide, DeliverySide):
     """Durable, acknowledged record store; see the package docstring for the full contract."""
@@ -110,7 +115,7 @@ class Spool(IngestSide, DeliverySide):
         elif conn is None:
             conn = connect(self.path, self.cfg)
             create_schema(conn)
-        return conn, connect(self.path, self.cfg)
+        return conn, connect(self.path, self.cfg, DELIVERY_SYNC)
 
     def _quarantine(self, problem: str) -> sqlite3.Connection:
         found = salvage(self.path)
@@ -145,7 +150,7 @@ class Spool(IngestSide, DeliverySide):
         self._acked.clear()
         self._prune_todo.clear()
         self._ingest = self._quarantine(problem)
-        self._delivery = connect(self.path, self.cfg)
+        self._delivery = connect(self.path, self.cfg, DELIVERY_SYNC)
         self._load()
         self._seal_gaps(force=True)
 

@@ -155,6 +155,10 @@ class UplinkClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._priority_streams: set[str] = set()
+        # True from just before the sender reads the spool until it found something to send: only
+        # then does notify() need to wake it (set before the read, so a row committed meanwhile is
+        # either seen by that read or followed by a wake-up)
+        self._starving = True
         self._max_sent: dict[tuple[str, str], int] = {}
         self.state = "idle"
         self.endpoint: str | None = None
@@ -214,7 +218,9 @@ class UplinkClient:
     def notify(self) -> None:
         """Wake the sender: new rows were appended. Safe from any thread; a no-op before ``run``."""
         loop, wake = self._loop, self._wake
-        if loop is None or wake is None:
+        if loop is None or wake is None or not self._starving or wake.is_set():
+            # the sender is busy (it reads the spool again after every ACK) or already woken: a
+            # wake-up would only cost a GIL hand-over between the worker and the loop thread
             return
         try:
             running = asyncio.get_running_loop()
@@ -437,6 +443,7 @@ class UplinkClient:
         cfg = self.cfg
         sent = 0
         while inflight.count < credit and inflight.nbytes < cfg.window_bytes:
+            self._starving = True
             room = min(credit - inflight.count, 4 * cfg.batch_records)
             budget = max(1, cfg.window_bytes - inflight.nbytes)
             rows: list[Any] = []
@@ -451,6 +458,7 @@ class UplinkClient:
                 rows = self._pending(limit=room, max_bytes=budget, after=cursor)
             if not rows:
                 break
+            self._starving = False
             await self._send_rows(sock, rows, inflight, cursor, max_bytes)
             sent += sum(_count(r) for r in rows)
         return sent

@@ -247,14 +247,14 @@ def test_pending_hands_out_only_rows_whose_admission_is_recorded(tmp_path: Path)
     s.close()
 
 
-def test_new_files_use_8k_pages_and_older_4k_files_still_open(tmp_path: Path) -> None:
+def test_new_files_use_32k_pages_and_older_4k_files_still_open(tmp_path: Path) -> None:
     import sqlite3
 
     s = Spool(tmp_path / "new.db", cfg(), {"a": ("features", "gap")})
     s.append_many([("features/m1", "features", b"x" * 2500, 0.0)] * 3)
     s.close()
     with sqlite3.connect(tmp_path / "new.db") as raw:
-        assert raw.execute("PRAGMA page_size").fetchone()[0] == 8192
+        assert raw.execute("PRAGMA page_size").fetchone()[0] == 32768
     with sqlite3.connect(tmp_path / "old.db") as raw:  # a file made before: 4 KiB pages, WAL
         raw.execute("PRAGMA page_size = 4096")
         raw.execute("PRAGMA journal_mode = WAL")

@@ -49,7 +49,7 @@ def test_damaged_btree_is_quarantined_and_salvaged_counts_reported(tmp_path: Pat
     path = tmp_path / "s.db"
     old = _fill(path, n=200)
     size = path.stat().st_size
-    page = 4096
+    page = int.from_bytes(path.read_bytes()[16:18], "big")  # the file's page size (32 KiB for new files)
     with open(path, "r+b") as f:  # trash one page near the end: a records leaf or index page
         f.seek(size - 3 * page)
         f.write(b"\xa5" * page)
@@ -117,9 +117,10 @@ def test_quarantined_file_stays_readable_for_forensics(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     old = _fill(path, n=200)
     size = path.stat().st_size
+    page = int.from_bytes(path.read_bytes()[16:18], "big")
     with open(path, "r+b") as f:
-        f.seek(size - 3 * 4096)
-        f.write(b"\x00\xff" * 2048)
+        f.seek(size - 3 * page)
+        f.write(b"\x00\xff" * (page // 2))
     s = Spool(path, cfg(), {"a": ["features", "gap"]})
     meta = dict(s._delivery.execute("SELECT key, value FROM meta").fetchall())
     s.close()
@@ -133,11 +134,12 @@ def test_damage_found_during_operation_is_quarantined_and_spool_goes_on(tmp_path
     path = tmp_path / "s.db"
     old = _fill(path, n=300)
     size = path.stat().st_size
+    page = int.from_bytes(path.read_bytes()[16:18], "big")
     rng = random.Random(seed)
     with open(path, "r+b") as f:
         for _ in range(4):  # trash whole pages past the schema pages
-            f.seek(rng.randrange(3, size // 4096) * 4096)
-            f.write(rng.randbytes(4096))
+            f.seek(rng.randrange(3, max(4, size // page)) * page)
+            f.write(rng.randbytes(page))
     s = open_spool(path, integrity_on_open="off")  # must not raise even if loading hits the damage
     raised = 0
     for _ in range(3):
