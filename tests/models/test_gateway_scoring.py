@@ -78,8 +78,12 @@ def test_one_score_many_per_worker_batch_spools_what_one_block_per_batch_does(tm
     items = _blocks()
     one, one_out = _gateway(tmp_path / "one")
     many, many_out = _gateway(tmp_path / "many")
-    one_events = [e for item in items for e in one._process([item], [])]
-    many_events = [e for i in range(0, len(items), 7) for e in many._process(items[i:i + 7], [])]
+    try:
+        one_events = [e for item in items for e in one._process([item], [])]
+        many_events = [e for i in range(0, len(items), 7) for e in many._process(items[i:i + 7], [])]
+    finally:
+        one.spool.close()
+        many.spool.close()
     one_data = [r for r in one_out if not isinstance(r, Event)]
     many_data = [r for r in many_out if not isinstance(r, Event)]
     assert [_key(r) for r in many_data] == [_key(r) for r in one_data]
