@@ -180,21 +180,49 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
     return {"values_per_s": values / out["elapsed"], "spool_append_values_per_s": values / out["append_s"]}
 
 
-def store_rate(blobs: list[bytes], tmp: Path, layout: str) -> float:
-    """The collector's store alone: decode + insert + commit every 64 records (synchronous=FULL)."""
+def store_rate(blobs: list[bytes], tmp: Path, layout: str, segment: int = 1) -> float:
+    """The collector's store alone: decode + insert + commit every 64 records (synchronous=FULL).
+
+    ``segment`` > 1: the records arrive as segments of that many (as the spool stores and sends them)."""
     from types import SimpleNamespace
 
     from edgekit.collector import Store
 
-    st = Store(tmp / f"store-only-{layout}.sqlite", features_layout=layout)
-    recs = [SimpleNamespace(stream=STREAM, seq=i + 1, kind="features", ts=0.0, blob=b) for i, b in enumerate(blobs)]
+    st = Store(tmp / f"store-only-{layout}-{segment}.sqlite", features_layout=layout)
+    recs = [SimpleNamespace(stream=STREAM, seq=i + 1, kind="features", ts=0.0, count=len(blobs[i:i + segment]),
+                            blob=codec.pack_segment(blobs[i:i + segment], "features"))
+            for i in range(0, len(blobs), segment)]
+    per_commit = max(1, 64 // segment)
     t0 = time.perf_counter()
-    for i in range(0, len(recs), 64):
-        st.write("gw-1", "ep", recs[i:i + 64])
+    for i in range(0, len(recs), per_commit):
+        st.write("gw-1", "ep", recs[i:i + per_commit])
         st.commit()
     elapsed = time.perf_counter() - t0
     st.close()
     return len(blobs) * CHANNELS * FEATURES / elapsed
+
+
+def spool_rate(blobs: list[bytes], tmp: Path, sync: str) -> float:
+    """The spool's admission alone (no uplink reading or acking): append_many in groups of 64."""
+    from edgekit.config.parse import parse
+    from edgekit.spool import Spool, SpoolConfig
+
+    spool = Spool(tmp / f"spool-only-{sync}.sqlite", parse(SpoolConfig, {
+        "synchronous": sync, "max_bytes": "2GiB", "reserve_free_bytes": 0}, "spool"), {"dc": ("features", "gap")})
+    t0 = time.perf_counter()
+    for i in range(0, len(blobs), 64):
+        spool.append_many([(STREAM, "features", b, 0.0) for b in blobs[i:i + 64]])
+    elapsed = time.perf_counter() - t0
+    spool.close()
+    return len(blobs) * CHANNELS * FEATURES / elapsed
+
+
+def pack_rate(blobs: list[bytes]) -> float:
+    """Encoding segments of 64 frames (codec.pack_segment, the stacked layout), values/s."""
+    t0 = time.perf_counter()
+    for i in range(0, len(blobs), 64):
+        codec.pack_segment(blobs[i:i + 64], "features")
+    return len(blobs) * CHANNELS * FEATURES / (time.perf_counter() - t0)
 
 
 def fsync_ms(blobs: list[bytes], tmp: Path, rounds: int = 30) -> float:
@@ -211,8 +239,13 @@ def fsync_ms(blobs: list[bytes], tmp: Path, rounds: int = 30) -> float:
     return 1e3 * sorted(times)[len(times) // 2]
 
 
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
+
+
 def measure(quick: bool) -> harness.Figures:
     n = 3000 if quick else 20000
+    rounds = 3 if quick else 5
     blobs = make_blobs(n)
     with tempfile.TemporaryDirectory() as d:
         # the raw run is short (a fraction of a second) and load on a shared machine swings: it is
@@ -224,9 +257,26 @@ def measure(quick: bool) -> harness.Figures:
         packed = edgekit_rate(blobs, "full", Path(d) / "packed", "packed")
         raws.append(raw_rate(blobs))
         raw = sorted(raws)[1]
+        # the segments layout: `rounds` rounds of raw / edgekit / raw, the ratio of each round against
+        # the mean of its two raw runs; reported as median and range over the rounds
+        ratios, seg_rates, seg_raws, admit = [], [], [], []
+        for r in range(rounds):
+            before = raw_rate(blobs)
+            e = edgekit_rate(blobs, "full", Path(d) / f"segments-{r}", "segments")
+            after = raw_rate(blobs)
+            seg_raws.extend([before, after])
+            seg_rates.append(e["values_per_s"])
+            admit.append(e["spool_append_values_per_s"])
+            ratios.append(e["values_per_s"] / ((before + after) / 2))
+        seg_normal = edgekit_rate(blobs, "normal", Path(d) / "segments-normal", "segments")
         store_only = store_rate(blobs, Path(d), "wide")
         store_packed = store_rate(blobs, Path(d), "packed")
+        store_segments = store_rate(blobs, Path(d), "segments", segment=64)
+        spool_full = spool_rate(blobs, Path(d), "full")
+        spool_normal = spool_rate(blobs, Path(d), "normal")
+        packing = pack_rate(blobs)
         fsync = fsync_ms(blobs, Path(d))
+    seg_full = _median(seg_rates)
     return {
         "records": n,
         "values_per_record": CHANNELS * FEATURES,
@@ -243,6 +293,22 @@ def measure(quick: bool) -> harness.Figures:
         "edgekit_packed_vs_raw_ratio": packed["values_per_s"] / raw,
         "fsync_cost_ratio": normal["values_per_s"] / full["values_per_s"],
         "fsync_ms_per_commit": round(fsync, 3),
+        # the segment path (collector --features-layout segments), the target's figure
+        "segments_rounds": rounds,
+        "segments_raw_values_per_s_median": round(_median(seg_raws)),
+        "segments_raw_min_max": f"{min(seg_raws):.0f}-{max(seg_raws):.0f}",
+        "edgekit_full_segments_values_per_s": round(seg_full),
+        "edgekit_full_segments_min_max": f"{min(seg_rates):.0f}-{max(seg_rates):.0f}",
+        "edgekit_segments_vs_raw_ratio": _median(ratios),
+        "edgekit_segments_vs_raw_ratio_min_max": f"{min(ratios):.3f}-{max(ratios):.3f}",
+        "edgekit_normal_segments_values_per_s": round(seg_normal["values_per_s"]),
+        "segments_fsync_cost_ratio": seg_normal["values_per_s"] / seg_full,
+        # where the time goes: each stage alone, same records, groups of 64
+        "stage_spool_admission_full_values_per_s": round(spool_full),
+        "stage_spool_admission_normal_values_per_s": round(spool_normal),
+        "stage_spool_admission_in_run_values_per_s": round(_median(admit)),
+        "stage_pack_segment_values_per_s": round(packing),
+        "stage_collector_store_segments_full_values_per_s": round(store_segments),
     }
 
 

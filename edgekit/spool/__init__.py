@@ -72,8 +72,11 @@ row survives a power loss; ``append_many`` is one transaction = one fsync for th
 but the last transactions may be rolled back by a power loss; the file is never corrupted either
 way. Torn writes: WAL frames carry checksums and a commit marker; on the next open SQLite replays
 only complete, checksummed transactions, so a kill during a commit loses exactly that uncommitted
-transaction (``append`` had not returned, no seq was handed out). Acks are durable at the same
-level; a lost ack only causes a resend, which the collector deduplicates by (gateway, stream, seq).
+transaction (``append`` had not returned, no seq was handed out). Acks and prunes (the delivery
+connection) always commit with ``synchronous=NORMAL``: they survive a process crash at once and a
+power loss from the next fsynced admission or checkpoint on (the WAL is one sequential file); a
+power loss may forget the last acks, whose records are then resent — the collector deduplicates
+by (gateway, stream, seq) — and nothing admitted is ever lost by it (a prune commits with its ack).
 New files get 32 KiB pages (existing files keep theirs). Deleted rows: ``PRAGMA secure_delete =
 FAST`` — bytes of pruned records are zeroed where SQLite rewrites the page anyway, while a page
 freed whole keeps its old bytes until it is reused (no extra write per pruned record; the spool
