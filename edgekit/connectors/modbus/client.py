@@ -33,6 +33,7 @@ import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import add, mul
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ class _Layout:
     strings or deadbands need the slower paths, and the quality column of an all-good batch
     (read-only, shared by every such batch: a consumer that tried to change it would fail loudly)."""
 
-    __slots__ = ("counts", "deadband", "decoder", "good", "index", "names", "offset", "ones", "requests", "scale",
+    __slots__ = ("counts", "deadband", "decoder", "good", "index", "names", "offset", "requests", "scale",
                  "slices", "strings")
 
     def __init__(self, reqs: list[ReadRequest]) -> None:
@@ -87,7 +88,6 @@ class _Layout:
         offset = tuple(0.0 if b else t.offset for t, b in zip(tags, bits, strict=True))
         self.scale = scale if any(x != 1.0 for x in scale) else None
         self.offset = offset if any(x != 0.0 for x in offset) else None
-        self.ones = (1.0,) * len(tags)
         self.good = np.zeros(len(names), dtype=np.uint8)
         self.good.flags.writeable = False
 
@@ -584,13 +584,11 @@ class ModbusConnector:
         names = lay.names
         n = len(names)
         texts: list[str | None] | None = None
+        # scale and offset with C-level loops (map), no Python opcode per value
+        cols = list(raw if lay.scale is None else map(mul, raw, lay.scale))
         if lay.offset is not None:
-            cols = [v * k + o for v, k, o in zip(raw, lay.scale or lay.ones, lay.offset, strict=True)]
-        elif lay.scale is not None:
-            cols = [v * k for v, k in zip(raw, lay.scale, strict=True)]
-        else:
-            cols = list(raw)
-        for mid, count in zip(mids, lay.counts, strict=True):
+            cols = list(map(add, cols, lay.offset))
+        for mid, count in zip(mids, lay.counts):
             cols += [mid] * count
         if lay.strings:
             for req, payload, pos in zip(lay.requests, payloads, lay.slices.values(), strict=True):

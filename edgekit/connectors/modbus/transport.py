@@ -56,9 +56,18 @@ def check_payload(fc: int, count: int, pdu: Any) -> list[Any]:
     """Validate the structure of a read response for function ``fc`` of ``count`` items and return
     its list (``registers``, or ``bits`` — up to 7 padding bits past ``count``) unconverted; the
     values themselves are checked where they are decoded (:func:`to_array`, ``FastDecoder``)."""
+    got_fc = getattr(pdu, "function_code", None)
+    if got_fc == fc and type(got_fc) is int:  # the common case, checked in the same order as below
+        if fc < 3:  # bits
+            bits = getattr(pdu, "bits", None)
+            if type(bits) is list and count <= len(bits) <= count + 7:
+                return bits
+        else:
+            regs = getattr(pdu, "registers", None)
+            if type(regs) is list and len(regs) == count:
+                return regs
     if pdu is None:
         raise DecodeError(f"FC{fc}: no response object")
-    got_fc = getattr(pdu, "function_code", None)
     if not isinstance(got_fc, int):
         raise DecodeError(f"FC{fc}: response without a function code ({type(pdu).__name__})")
     if got_fc & 0x80:
@@ -167,37 +176,59 @@ class ModbusLink:
         pymodbus itself runs one transaction at a time per client; the bus lock is taken in addition
         only where silence must be kept between frames (RTU), so that the pause belongs to the bus."""
         if self.inter_frame_s:
-            return await self._locked(method, args, unit, kwargs, None)
-        return await self._attempts(method, args, unit, kwargs, None)
+            async with self.lock:
+                return await self._attempts(method, args, unit, kwargs, 0, 0)
+        return await self._attempts(method, args, unit, kwargs, 0, 0)
 
-    async def _locked(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any],
-                      check: tuple[int, int] | None) -> Any:
+    async def _locked_read(self, fc: int, start: int, count: int, unit: int) -> list[Any]:
         async with self.lock:
-            return await self._attempts(method, args, unit, kwargs, check)
+            return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count)  # type: ignore[no-any-return]
+
+    async def _read_attempts(self, fc: int, start: int, count: int, unit: int) -> list[Any]:
+        """The poll path's read: the first attempt inline (no argument tuple or dict, no extra frame),
+        any retry through :meth:`_attempts`; the response's list after :func:`check_payload`."""
+        client = self._client
+        if client is None or not client.connected:
+            raise ConnectorError(f"not connected to {self.where}")
+        self.requests += 1
+        try:
+            # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
+            # beyond that is the poll loop watchdog's business (no second timer per request)
+            pdu = await getattr(client, _READ_METHOD[fc])(start, count=count, device_id=unit)
+        except (TimeoutError, ModbusIOException) as exc:
+            self.timeouts += 1
+            if self.cfg.retries == 0:
+                raise self._no_answer(unit, 1) from exc
+            return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count, 1)  # type: ignore[no-any-return]
+        except ConnectionException as exc:
+            raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
+        except (OSError, ModbusException) as exc:
+            raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
+        return check_payload(fc, count, pdu)
+
+    def _no_answer(self, unit: int, attempts: int) -> DeviceTimeout:
+        return DeviceTimeout(f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
+                             f"({attempts} attempt{'s' if attempts > 1 else ''})")
 
     async def _attempts(self, method: str, args: tuple[Any, ...], unit: int, kwargs: dict[str, Any],
-                        check: tuple[int, int] | None) -> Any:
-        """The attempts of one request; with ``check`` = (fc, count) the response goes through
-        :func:`check_payload` and its list is returned, else the PDU itself."""
+                        fc: int, count: int, done: int = 0) -> Any:
+        """The attempts of one request (``done`` of them already made); with ``fc`` (a read's
+        function code) the response goes through :func:`check_payload` and its list is returned,
+        else the PDU itself."""
         attempts = self.cfg.retries + 1
-        for attempt in range(attempts):
+        for attempt in range(done, attempts):
             client = self._client
             if client is None or not client.connected:
                 raise ConnectorError(f"not connected to {self.where}")
             self.requests += 1
             try:
-                # pymodbus applies ``timeout`` to every attempt itself; a lower layer that hangs
-                # beyond that is the poll loop watchdog's business (no second timer per request)
                 pdu = await getattr(client, method)(*args, device_id=unit, **kwargs)
             except (TimeoutError, ModbusIOException) as exc:
                 # pymodbus raises ModbusIOException for "no response" and for a stale answer
                 # (transaction/device id mismatch after an earlier timeout): both are retried
                 self.timeouts += 1
                 if attempt + 1 == attempts:
-                    raise DeviceTimeout(
-                        f"{self.where} unit {unit}: no answer within {self.cfg.timeout:g}s "
-                        f"({attempts} attempt{'s' if attempts > 1 else ''})"
-                    ) from exc
+                    raise self._no_answer(unit, attempts) from exc
                 continue
             except ConnectionException as exc:
                 raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
@@ -206,7 +237,7 @@ class ModbusLink:
             finally:
                 if self.inter_frame_s:
                     await asyncio.sleep(self.inter_frame_s)
-            return pdu if check is None else check_payload(check[0], check[1], pdu)
+            return check_payload(fc, count, pdu) if fc else pdu
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def read(self, table: str, start: int, count: int, unit: int) -> npt.NDArray[np.generic]:
@@ -219,8 +250,8 @@ class ModbusLink:
         A plain function handing out the attempts' coroutine: one frame less per request."""
         fc = READ_FC[table]
         if self.inter_frame_s:
-            return self._locked(_READ_METHOD[fc], (start,), unit, {"count": count}, (fc, count))
-        return self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, (fc, count))
+            return self._locked_read(fc, start, count, unit)
+        return self._read_attempts(fc, start, count, unit)
 
     async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
         if table == "coil":
