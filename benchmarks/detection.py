@@ -37,6 +37,7 @@ Three parts, all through ``edgekit.pipeline.build(...)`` features and ``edgekit.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -54,7 +55,9 @@ from edgekit.sim.physics import FAULT_KINDS, FaultSpec, MachineSignal
 from edgekit.types import EventKind, FeatureFrame
 
 REPO = Path(__file__).resolve().parents[1]
-ZOO = REPO / "models" / "zoo"
+# EDGEKIT_BENCH_ZOO=DIR: evaluate the mahalanobis/isolation_forest/autoencoder .onnx files of DIR instead
+# (e.g. a variant built with models/train/autoencoder.py DIR --speed-tolerant).
+ZOO = Path(os.environ.get("EDGEKIT_BENCH_ZOO") or REPO / "models" / "zoo")
 CWRU = REPO.parent / "shared" / "data" / "cwru"
 MODELS = ("mahalanobis", "isolation_forest", "autoencoder")
 EVAL_SEEDS = (2000, 2001, 2002, 2003, 2004)
