@@ -52,7 +52,8 @@ __all__ = ["ModbusConnector"]
 
 log = logging.getLogger("edgekit.modbus")
 
-BISECT_CODES = (2, 3)  # illegal data address; some devices answer "illegal data value" to a long read
+BISECT_CODES = (2, 3)
+_frombuffer, _F64 = np.frombuffer, np.float64  # illegal data address; some devices answer "illegal data value" to a long read
 
 
 # one read's outcome: the request, its response list (or None), its error (or None), its midpoint time
@@ -66,7 +67,7 @@ class _Layout:
     strings or deadbands need the slower paths, and the quality column of an all-good batch
     (read-only, shared by every such batch: a consumer that tried to change it would fail loudly)."""
 
-    __slots__ = ("counts", "deadband", "decoder", "good", "index", "names", "offset", "requests", "scale",
+    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "offset", "requests", "scale",
                  "slices", "strings")
 
     def __init__(self, reqs: list[ReadRequest]) -> None:
@@ -76,6 +77,7 @@ class _Layout:
             self.slices[id(r)] = slice(len(names), len(names) + len(r.tags))
             names += [t.name for t in r.tags]
         self.requests = reqs
+        self.calls = tuple((READ_FC[r.table], r.start, r.count) for r in reqs)
         self.names = tuple(names)
         self.index = {nm: i for i, nm in enumerate(names)}
         self.counts = tuple(len(r.tags) for r in reqs)
@@ -475,21 +477,22 @@ class ModbusConnector:
         lay = ds.layout(cls)
         planned = lay.requests
         me = asyncio.current_task()
-        read = self.link.read_payload
+        assert me is not None
+        read = self.link.reader()
         unit = ds.dev.unit_id
         payloads: list[Any] = []
         mids: list[float] = []
-        for req in planned:
-            if me is not None and me.cancelling():
+        for fc, start, count in lay.calls:
+            if me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
                 # that races with a response: honour it here so the loop always stops when asked
                 raise asyncio.CancelledError
             t0 = time.time()
             try:
-                payload = await read(req.table, req.start, req.count, unit)
+                payload = await read(fc, start, count, unit)
             except (ConnectorError, DecodeError) as exc:  # a link that is down raises here too
                 results: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=False)]
-                await self._read_failed(ds, req, exc, t0, results)
+                await self._read_failed(ds, planned[len(payloads)], exc, t0, results)
                 await self._scan_general(ds, cls, lay, results, len(payloads) + 1)
                 return
             mids.append((t0 + time.time()) * 0.5)
@@ -502,7 +505,18 @@ class ModbusConnector:
             done: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=True)]
             await self._scan_general(ds, cls, lay, done, len(planned))
             return
-        await self._scan_good(ds, cls, lay, payloads, mids, raw)
+        batch = self._good_batch(ds, lay, payloads, mids, raw)
+        if lay.deadband:  # filtered by _emit
+            await self._emit(ds, cls, batch.tags, batch.values, batch.source_ts, batch.quality, None,
+                             None if batch.text is None else list(batch.text), batch.recv_ts)
+            return
+        assert self._sink is not None
+        self._in_sink = True  # _emit, inline for the common case (no deadband)
+        try:
+            await self._sink.points(batch)
+        finally:
+            self._in_sink = False
+            self._deadline = time.monotonic() + self._request_budget
 
     async def _scan_general(self, ds: _DeviceState, cls: str, lay: _Layout,
                             results: list[_Result], first: int) -> None:
@@ -575,12 +589,12 @@ class ModbusConnector:
                     ds.last_values[names[i]] = float(values[i])
         await self._emit(ds, cls, names, values, src, quality, reasons, texts)
 
-    async def _scan_good(self, ds: _DeviceState, cls: str, lay: _Layout, payloads: list[Any], mids: list[float],
-                         raw: tuple[Any, ...]) -> None:
+    def _good_batch(self, ds: _DeviceState, lay: _Layout, payloads: list[Any], mids: list[float],
+                    raw: tuple[Any, ...]) -> PointBatch:
         """The common case of :meth:`_scan`: every planned request answered and decoded. The raw
-        values, the requests' midpoint times and the receive time become the batch's three float64
-        columns in one numpy call per scan, scaled once; the quality column is the layout's shared,
-        read-only all-good one."""
+        values (scaled by C-level ``map``), the requests' midpoint times and the receive time become
+        the batch's three float64 columns: one ``array('d')`` conversion and three numpy views of
+        it; the quality column is the layout's shared, read-only all-good one. Counts the scan."""
         names = lay.names
         n = len(names)
         texts: list[str | None] | None = None
@@ -602,9 +616,9 @@ class ModbusConnector:
         # one C conversion of the Python numbers, three numpy views of it: for a few dozen values
         # this beats numpy arithmetic, whose per-call cost dominates in a busy event loop
         buf = array("d", cols)
-        values = np.frombuffer(buf, np.float64, n, 0)
-        src = np.frombuffer(buf, np.float64, n, 8 * n)
-        recv = np.frombuffer(buf, np.float64, n, 16 * n)
+        values = _frombuffer(buf, _F64, n, 0)
+        src = _frombuffer(buf, _F64, n, 8 * n)
+        recv = _frombuffer(buf, _F64, n, 16 * n)
         ds.last_good_read = self.last_good_read = now
         if ds.state == "up":  # _account(answered=True), inline for the common case
             ds.scans += 1
@@ -615,18 +629,7 @@ class ModbusConnector:
             for i, name in enumerate(names):
                 if name in ds.speed_tags:
                     ds.last_values[name] = float(values[i])
-        if lay.deadband:
-            await self._emit(ds, cls, names, values, src, lay.good, None, texts, recv)
-            return
-        batch = PointBatch(ds.dev.name, names, values, src, recv, lay.good, (),
-                           None if texts is None else tuple(texts))
-        assert self._sink is not None
-        self._in_sink = True  # _emit, inline for the common case (no deadband)
-        try:
-            await self._sink.points(batch)
-        finally:
-            self._in_sink = False
-            self._deadline = time.monotonic() + self._request_budget
+        return PointBatch(ds.dev.name, names, values, src, recv, lay.good, (), None if texts is None else tuple(texts))
 
     async def _emit(self, ds: _DeviceState, cls: str | None, names: tuple[str, ...], values: np.ndarray,
                     src: np.ndarray, quality: np.ndarray, reasons: list[str] | None,

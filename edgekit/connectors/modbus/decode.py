@@ -211,6 +211,12 @@ class FastDecoder:
     n_strings: int
     single: bool  # one tag: itemgetter returns the value itself
     perm: tuple[int, ...] = ()  # position in :meth:`raw`'s output of each tag (tag order)
+    # the lanes' unpack_from on the big-endian buffer, then on the little-endian one (lanes is in
+    # that order), and the packers of a response of exactly ``needed`` registers (a planned request)
+    be_units: tuple[Callable[[bytes], tuple[Any, ...]], ...] = ()
+    le_units: tuple[Callable[[bytes], tuple[Any, ...]], ...] = ()
+    pack_be: Callable[..., bytes] | None = None
+    pack_le: Callable[..., bytes] | None = None
 
     def raw(self, data: Sequence[Any]) -> list[Any]:
         """Raw values in the decoder's own order (``perm`` maps tags into it): the lanes' fields,
@@ -236,12 +242,18 @@ class FastDecoder:
         if data and type(data[0]) is not int:  # as strict as to_registers (struct alone takes bools)
             raise DecodeError(f"register values are not integers: {type(data[0]).__name__}")
         try:
-            be = struct.pack(f">{len(data)}H", *data)
-            le = struct.pack(f"<{len(data)}H", *data) if self.le else b""
+            if len(data) == self.needed and self.pack_be is not None:
+                be = self.pack_be(*data)
+                le = self.pack_le(*data) if self.pack_le is not None else b""
+            else:
+                be = struct.pack(f">{len(data)}H", *data)
+                le = struct.pack(f"<{len(data)}H", *data) if self.le else b""
         except struct.error as exc:
             raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
-        for little, lane in self.lanes:
-            out += lane.unpack_from(le if little else be)
+        for unpack in self.be_units:
+            out += unpack(be)
+        for unpack in self.le_units:
+            out += unpack(le)
         if self.extras:
             out += [(data[off] != 0) if bit < 0 else (data[off] >> bit) & 1 for off, bit in self.extras]
         if self.n_strings:
@@ -309,7 +321,7 @@ def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits:
                 group.append([t])
     order: list[ResolvedTag] = []
     compiled: list[tuple[bool, struct.Struct]] = []
-    for (little, endian), group in lanes.items():
+    for (little, endian), group in sorted(lanes.items(), key=lambda kv: kv[0][0]):  # big-endian buffer first
         for lane in group:
             fmt, pos = endian, 0
             for t in lane:
@@ -322,10 +334,14 @@ def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits:
     order += extras + strings
     where = {id(t): i for i, t in enumerate(order)}
     perm = [where[id(t)] for t in tags]
-    return FastDecoder(needed, False, operator.itemgetter(*perm) if n else _none, tuple(compiled),
-                       any(little for little, _ in compiled),
+    le = any(little for little, _ in compiled)
+    return FastDecoder(needed, False, operator.itemgetter(*perm) if n else _none, tuple(compiled), le,
                        tuple((t.address - start, t.bit if t.type == "bit" else -1) for t in extras),
-                       len(strings), n == 1, tuple(perm))
+                       len(strings), n == 1, tuple(perm),
+                       be_units=tuple(lane.unpack_from for little, lane in compiled if not little),
+                       le_units=tuple(lane.unpack_from for little, lane in compiled if little),
+                       pack_be=struct.Struct(f">{needed}H").pack,
+                       pack_le=struct.Struct(f"<{needed}H").pack if le else None)
 
 
 def _none(_: Sequence[Any]) -> tuple[()]:

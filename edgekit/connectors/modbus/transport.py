@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -252,6 +252,11 @@ class ModbusLink:
         if self.inter_frame_s:
             return self._locked_read(fc, start, count, unit)
         return self._read_attempts(fc, start, count, unit)
+
+    def reader(self) -> Callable[[int, int, int, int], Coroutine[Any, Any, list[Any]]]:
+        """The poll path's read as one call: ``reader()(fc, start, count, unit)`` is
+        :meth:`read_payload` by function code (on RTU inside the bus lock)."""
+        return self._locked_read if self.inter_frame_s else self._read_attempts
 
     async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
         if table == "coil":
