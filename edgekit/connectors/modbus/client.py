@@ -304,7 +304,7 @@ class ModbusConnector:
         return max(job.interval, min(self.cfg.down_poll_max, slow))
 
     def _reschedule(self, job: _Job, now: float) -> None:
-        interval = self._interval(job)
+        interval = job.interval if job.ds.state != "down" else self._interval(job)
         nxt = job.due + interval
         if nxt <= now:  # overran: keep the phase, skip the missed slots
             nxt += math.ceil((now - nxt) / interval) * interval if interval > 0 else 0
@@ -340,14 +340,15 @@ class ModbusConnector:
                 heap = [(j.due, i, j) for i, j in enumerate(jobs)]
                 heapq.heapify(heap)
             _, i, job = heap[0]
-            wait = job.due - time.monotonic()
+            now = time.monotonic()
+            wait = job.due - now
             if wait > 0:
                 self._progress(job.due)
                 await asyncio.sleep(wait)
                 if not self.link.connected:
                     continue
-            heapq.heappop(heap)
-            self._progress(time.monotonic() + self._request_budget)
+                now = time.monotonic()
+            self._deadline = now + self._request_budget  # _progress, inline
             try:
                 if job.reader is None:
                     await self._scan(job.ds, job.poll_class)
@@ -355,8 +356,9 @@ class ModbusConnector:
                     await self._wave(job.ds, job.reader)
                 self.scans += 1
             finally:
+                # the job stays on top of the heap while it runs; one replace puts it at its next due
                 self._reschedule(job, time.monotonic())
-                heapq.heappush(heap, (job.due, i, job))
+                heapq.heapreplace(heap, (job.due, i, job))
 
     def _link_up(self) -> None:
         self.connected_once = True

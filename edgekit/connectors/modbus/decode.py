@@ -12,13 +12,16 @@ bytes (the byte order is folded into the precomputed index) and one ``view`` —
 Python loops. Only string tags build a Python ``str`` each.
 
 Its :class:`FastDecoder` (``BlockDecoder.fast``) is what the poller uses on every response: it
-takes the response's Python list as pymodbus delivers it, packs it once big-endian (and once
-little-endian when BADC/CDAB tags exist; packing validates the 0..65535 integers) and reads every
+takes the response's Python list as pymodbus delivers it, packs it once big-endian with a
+precompiled ``struct`` (packing validates the 0..65535 integers; when BADC/CDAB tags exist, an
+``array`` copy with every register's bytes swapped gives the little-endian buffer) and reads every
 numeric tag as one field of a precompiled ``struct`` format per (buffer, endianness) — one C call
-per byte order, raw values in tag order, unscaled (the poller scales a whole scan at once). Inside
-a busy event loop, where pymodbus and the kernel evict the caches between requests, each numpy
-call costs several µs; this path makes none per request. Both decoders must agree exactly
-(tested for every type x byte order and on fuzzed responses).
+per byte order, raw values, unscaled. A :class:`ScanDecoder` (one per device poll class and plan)
+runs the FastDecoders of all the scan's responses into one list and puts it in batch order with
+one ``itemgetter``; the poller scales the whole scan at once. Inside a busy event loop, where
+pymodbus and the kernel evict the caches between requests, each numpy call costs several µs; this
+path makes none per request. The decoders must agree exactly (tested for every type x byte order
+and on fuzzed responses).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import math
 import operator
 import struct
 import sys
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -212,11 +216,10 @@ class FastDecoder:
     single: bool  # one tag: itemgetter returns the value itself
     perm: tuple[int, ...] = ()  # position in :meth:`raw`'s output of each tag (tag order)
     # the lanes' unpack_from on the big-endian buffer, then on the little-endian one (lanes is in
-    # that order), and the packers of a response of exactly ``needed`` registers (a planned request)
-    be_units: tuple[Callable[[bytes], tuple[Any, ...]], ...] = ()
-    le_units: tuple[Callable[[bytes], tuple[Any, ...]], ...] = ()
+    # that order), and the packer of a response of exactly ``needed`` registers (a planned request)
+    be_units: tuple[Callable[[Any], tuple[Any, ...]], ...] = ()
+    le_units: tuple[Callable[[Any], tuple[Any, ...]], ...] = ()
     pack_be: Callable[..., bytes] | None = None
-    pack_le: Callable[..., bytes] | None = None
 
     def raw(self, data: Sequence[Any]) -> list[Any]:
         """Raw values in the decoder's own order (``perm`` maps tags into it): the lanes' fields,
@@ -244,16 +247,17 @@ class FastDecoder:
         try:
             if len(data) == self.needed and self.pack_be is not None:
                 be = self.pack_be(*data)
-                le = self.pack_le(*data) if self.pack_le is not None else b""
             else:
                 be = struct.pack(f">{len(data)}H", *data)
-                le = struct.pack(f"<{len(data)}H", *data) if self.le else b""
         except struct.error as exc:
             raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
         for unpack in self.be_units:
             out += unpack(be)
-        for unpack in self.le_units:
-            out += unpack(le)
+        if self.le_units:  # the same registers little-endian: a copy with each register's bytes swapped
+            le = array("H", be)
+            le.byteswap()
+            for unpack in self.le_units:
+                out += unpack(le)
         if self.extras:
             out += [(data[off] != 0) if bit < 0 else (data[off] >> bit) & 1 for off, bit in self.extras]
         if self.n_strings:
@@ -340,8 +344,7 @@ def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits:
                        len(strings), n == 1, tuple(perm),
                        be_units=tuple(lane.unpack_from for little, lane in compiled if not little),
                        le_units=tuple(lane.unpack_from for little, lane in compiled if little),
-                       pack_be=struct.Struct(f">{needed}H").pack,
-                       pack_le=struct.Struct(f"<{needed}H").pack if le else None)
+                       pack_be=struct.Struct(f">{needed}H").pack)
 
 
 def _none(_: Sequence[Any]) -> tuple[()]:
