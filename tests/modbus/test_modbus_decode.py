@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgekit.connectors.modbus.decode import compile_decoder, decode_order, decode_samples, encode_value
+from edgekit.connectors.modbus.decode import (
+    compile_decoder,
+    compile_scan,
+    decode_order,
+    decode_samples,
+    encode_value,
+)
 from edgekit.connectors.modbus.device import ResolvedTag
 from edgekit.errors import DecodeError
 
@@ -50,6 +56,34 @@ def test_every_type_and_byte_order(kind: str, order: str) -> None:
     assert texts is None
     assert values[0] == pytest.approx(SAMPLE[kind], rel=1e-6 if kind != "float16" else 1e-3)
     assert encode_value(t, SAMPLE[kind]) == wire_registers(kind, SAMPLE[kind], order)
+
+
+def test_scan_decoder_every_type_and_byte_order() -> None:
+    # the poll path: one ScanDecoder over a register request holding every type x byte order (plus a
+    # bool and a bit) and a coil request, from the responses' Python lists as pymodbus gives them
+    tags, regs = [], [0xDEAD]
+    for kind in FMT:
+        for order in ORDERS:
+            tags.append(tag(f"{kind}_{order}", len(regs), kind, order))
+            regs += wire_registers(kind, SAMPLE[kind], order)
+    tags += [tag("flag", len(regs), "bool"), tag("b3", len(regs) + 1, "bit", bit=3)]
+    regs += [7, 0b1000]
+    coils = [tag("c0", 0, "bool", table="coil"), tag("c2", 2, "bool", table="coil")]
+    reg_dec = compile_decoder(decode_order(tags), 1, bits=False)
+    coil_dec = compile_decoder(coils, 0, bits=True)
+    assert reg_dec.fast is not None and coil_dec.fast is not None
+    scan = compile_scan([reg_dec.fast, coil_dec.fast])
+    got = scan.values([regs[1:], [True, False, False, True, False, False, False, False]])
+    reference, _ = reg_dec.decode(np.array(regs[1:], np.uint16))
+    assert list(got[:len(tags)]) == reference.tolist()
+    for t, v in zip(decode_order(tags), got, strict=False):
+        want = {"flag": 1, "b3": 1}.get(t.name, SAMPLE.get(t.type))
+        assert v == pytest.approx(want, rel=1e-6 if t.type != "float16" else 1e-3), t.name
+    assert got[len(tags):] == (True, False)
+    with pytest.raises(DecodeError):
+        scan.values([regs[1:-1], [True] * 8])  # a short block
+    with pytest.raises(DecodeError):
+        scan.values([regs[1:], [1, 0, 0, 0, 0, 0, 0, 0]])  # bits that are not booleans
 
 
 @pytest.mark.parametrize("planned", [True, False])
