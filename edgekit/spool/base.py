@@ -87,6 +87,7 @@ class SpoolBase:
     _bytes: int
     _rows: int
     _segments_stored: int
+    _gaps_open: bool  # open_gaps may hold rows (set by every drop, re-read after sealing)
     _prune_todo: set[str]
     _disk_low: bool
     _disk_checked_at: float

@@ -34,7 +34,7 @@ class DeliverySide(SpoolBase):
         ``max_bytes``. Uplinks use :meth:`pending_segments`, which hands out stored segments whole.
         """
         starts: dict[str, int] = {}
-        segs = self._fetch(uplink, limit, after, starts)
+        segs = self._fetch(uplink, limit, max_bytes, after, starts, partial=True)
         out: list[SpoolRow] = []
         total = 0
         for row in segs:
@@ -54,33 +54,43 @@ class DeliverySide(SpoolBase):
                          after: Mapping[str, int] | None = None) -> list[SpoolRow]:
         """Stored segments holding records not yet acked by ``uplink``, oldest first, whole.
 
-        At most ``limit`` records and ``max_bytes`` of segment blobs, but at least one segment when
-        any is pending. A segment of which the uplink acknowledged a part is handed out whole (the
-        collector deduplicates the resent part); ``after`` as in :meth:`pending`.
+        At most ``limit`` records and ``max_bytes`` (counted as the records' own sizes, see the
+        package docstring), but at least one segment when any is pending. A segment of which the
+        uplink acknowledged a part is handed out whole (the collector deduplicates the resent
+        part); ``after`` as in :meth:`pending`.
         """
-        out: list[SpoolRow] = []
-        records = total = 0
-        for row in self._fetch(uplink, limit, after, {}):
-            if out and (records + row.count > limit or total + len(row.blob) > max_bytes):
-                break
-            out.append(row)
-            records, total = records + row.count, total + len(row.blob)
-        return out
+        return self._fetch(uplink, limit, max_bytes, after, {}, partial=False)
 
-    def _fetch(self, uplink: str, limit: int, after: Mapping[str, int] | None,
-               starts: dict[str, int]) -> list[SpoolRow]:
-        """Up to ``limit`` oldest pending segments (CRC-checked); ``starts`` gets each stream's cursor."""
+    def _fetch(self, uplink: str, limit: int, max_bytes: int, after: Mapping[str, int] | None,
+               starts: dict[str, int], partial: bool) -> list[SpoolRow]:
+        """The oldest pending segments holding at most ``limit`` records / ``max_bytes`` (at least one
+        segment), CRC-checked. Chosen from the index before any blob is read. ``partial``: a segment's
+        records at or below the stream's cursor do not count (:meth:`pending` skips them).
+        ``starts`` gets each stream's cursor."""
         kinds = self._uplink_kinds(uplink)
         self._seal_due_gaps_nowait()
         with self._delivery_lock:
             self._check_open()
             conn = self._delivery
+            streams = self._streams_for(uplink, kinds, after)
+            if not streams:  # nothing new anywhere: no SQL (the uplink asks after every ACK)
+                return []
+            starts.update({stream: start for stream, start, _last, _k in streams})
             try:
                 conn.execute("BEGIN")
                 try:
-                    streams = self._streams_for(uplink, kinds, after)
-                    starts.update({stream: start for stream, start, _last, _k in streams})
-                    chosen = self._candidates(conn, streams, kinds, limit)
+                    cands = self._candidates(conn, streams, kinds, limit)
+                    chosen: list[tuple[int, str, int, str, int, float, int]] = []
+                    records = total = 0
+                    for cand in cands:
+                        _rid, stream, seq, _kind, size, _ts, last = cand
+                        n = last - max(seq, starts[stream] + 1) + 1 if partial else last - seq + 1
+                        # pending() may take part of a segment; pending_segments() whole ones only
+                        full = records >= limit if partial else records + n > limit
+                        if chosen and (full or total >= max_bytes or (not partial and total + size > max_bytes)):
+                            break
+                        chosen.append(cand)
+                        records, total = records + n, total + size
                     blobs: dict[int, bytes] = {}
                     bad: set[int] = set()
                     for i in range(0, len(chosen), 500):
@@ -157,6 +167,7 @@ class DeliverySide(SpoolBase):
                         first, count = self._lost_range(conn, stream, str(got[1]), seq, last)
                         if count:
                             note_drop(conn, stream, "corrupt", first, last, count, now)
+                            self._gaps_open = True
                         n, freed, nseg, lost = n + last - seq + 1, freed + int(got[0]), nseg + 1, lost + count
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -317,7 +328,7 @@ class DeliverySide(SpoolBase):
 
     def _seal_due_gaps_nowait(self) -> None:
         """Seal due gaps from the delivery side if the ingest side is idle (never waits for it)."""
-        if not self._ingest_lock.acquire(blocking=False):
+        if not self._gaps_open or not self._ingest_lock.acquire(blocking=False):
             return
         try:
             if self._closed:

@@ -11,6 +11,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..codec import pack_segment
@@ -19,6 +20,20 @@ from .base import INSERT, KINDS, UPSERT_STREAM, SpoolBase, log, recovering
 from .gaps import note_drop, take_due_gaps
 
 __all__ = ["IngestSide"]
+
+_Packed = tuple[tuple[int, ...], str, str, float, bytes, "int | None", int]
+"""A segment encoded before the transaction: (item indexes, stream, kind, ts, blob, crc or None, size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One ``append_many`` call prepared outside the lock (see ``IngestSide._plan``)."""
+
+    items: Sequence[tuple[str, str, bytes, float]]
+    ranks: list[int]  # per item: its position among the call's items of its stream (1, 2, …)
+    packed: list[_Packed]  # the segments if every item is admitted
+    fits_all: bool  # every kind routed and no single record above the quota
+    quota_bytes: int  # what admitting every item adds to the quota count (gap records exempt)
 
 
 class IngestSide(SpoolBase):
@@ -32,24 +47,21 @@ class IngestSide(SpoolBase):
     def append_many(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
         """Admit a group of records in ONE transaction (one fsync); seq or ``None`` (dropped) per item."""
         self._check_open()
-        for stream, kind, blob, _ts in items:
-            if not isinstance(stream, str) or not stream:
-                raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
-            if kind not in KINDS:
-                raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
-            if not isinstance(blob, (bytes, bytearray, memoryview)):
-                raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
         if not items:
             return []
-        # segments are encoded (and CRCed) before taking the lock, assuming every item is admitted;
-        # inside, a segment grouped differently (a drop split it) is encoded again
-        prepacked = self._prepack(items)
+        # validated, grouped into segments and encoded (and CRCed) before taking the lock, assuming
+        # every item is admitted; if the full policy drops some, _admit groups what is left again
+        plan = self._plan(items)
         with self._ingest_lock:
             self._check_open()
             now = time.time()
             self._maybe_check_disk(now, len(items))
             try:
-                return self._admit(items, now, prepacked)
+                if plan.fits_all:
+                    used, limit = self._used_and_limit()
+                    if used + plan.quota_bytes <= limit:  # nothing to drop, block or prune: the short way
+                        return self._admit_all(plan, now)
+                return self._admit(items, now, plan.packed)
             except sqlite3.Error as exc:
                 self._rollback(self._ingest)
                 raise self._translate(exc, "append") from exc
@@ -57,22 +69,106 @@ class IngestSide(SpoolBase):
                 self._rollback(self._ingest)
                 raise
 
-    def _prepack(self, items: Sequence[tuple[str, str, bytes, float]]) -> dict[tuple[int, ...], tuple[bytes, int]]:
-        guess: list[tuple[str, int, str, float, bytes, int]] = []
+    def _plan(self, items: Sequence[tuple[str, str, bytes, float]]) -> _Plan:
+        """Validate ``items`` and build their segments as if every one were admitted.
+
+        One pass: per stream, a run continues while the kind and ts stay the same, the seqs stay
+        consecutive and the run stays within ``segment_max_bytes`` (the rule of :meth:`_segments`)."""
+        routing, quota, cap = self._routing, self.cfg.max_bytes, self.cfg.segment_max_bytes
+        ranks: list[int] = []
         seqs: dict[str, int] = {}
+        runs: list[list[Any]] = []  # [stream, kind, ts, blobs, size, idxs, next rank]
+        open_runs: dict[str, list[Any]] = {}
+        fits_all = True
+        quota_bytes = 0
         for i, (stream, kind, blob, ts) in enumerate(items):
-            seqs[stream] = seqs.get(stream, 0) + 1
-            if self._routing[kind]:
-                guess.append((stream, seqs[stream], kind, float(ts), blob, i))
-        out = {}
-        for _stream, _first, kind, _ts, blobs, idxs in self._segments(guess):
-            if len(blobs) > 1 or len(blobs[0]) > 4096:
-                seg = pack_segment(blobs, kind)
-                out[tuple(idxs)] = (seg, zlib.crc32(seg))
-        return out
+            if type(stream) is not str or not stream:
+                if not isinstance(stream, str) or not stream:
+                    raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
+            if kind not in KINDS:
+                raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
+            if not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
+            rank = seqs.get(stream, 0) + 1
+            seqs[stream] = rank
+            ranks.append(rank)
+            if not routing[kind]:
+                fits_all = False
+                continue
+            n = len(blob)
+            if kind != "gap":
+                quota_bytes += n
+                if n > quota:
+                    fits_all = False
+            run = open_runs.get(stream)
+            ts = float(ts)
+            if run is not None and run[6] == rank and run[1] == kind and run[2] == ts and run[4] + n <= cap:
+                run[3].append(blob)
+                run[5].append(i)
+                run[4] += n
+                run[6] = rank + 1
+                continue
+            run = [stream, kind, ts, [blob], n, [i], rank + 1]
+            open_runs[stream] = run
+            runs.append(run)
+        packed: list[_Packed] = []
+        for stream, kind, ts, blobs, size, idxs, _next in runs:
+            seg = pack_segment(blobs, kind)
+            crc = zlib.crc32(seg) if len(blobs) > 1 or len(seg) > 4096 else None
+            packed.append((tuple(idxs), stream, kind, ts, seg, crc, size))
+        return _Plan(items, ranks, packed, fits_all, quota_bytes)
+
+    def _admit_all(self, plan: _Plan, now: float) -> list[int | None]:
+        """Every item is admitted (routed, fits the quota): insert the planned segments as they are."""
+        conn, cfg = self._ingest, self.cfg
+        conn.execute("BEGIN IMMEDIATE")
+        last, ranks = self._last, plan.ranks
+        rows = []
+        added = 0
+        seqs: dict[str, int] = {}
+        kinds: dict[str, frozenset[str]] = {}
+        for idxs, stream, kind, ts, seg, crc, size in plan.packed:
+            base = last.get(stream, 0)
+            end = base + ranks[idxs[-1]]
+            rows.append((stream, base + ranks[idxs[0]], end, kind, ts, size, zlib.crc32(seg) if crc is None else crc,
+                         seg))
+            added += size
+            seqs[stream] = end  # runs of one stream come in seq order
+            known = kinds.get(stream) or self._kinds.get(stream, frozenset())
+            kinds[stream] = known if kind in known else known | {kind}
+        conn.executemany(INSERT, rows)
+        bases = {stream: last.get(stream, 0) for stream in seqs}
+        results: list[int | None] = [bases[stream] + rank for (stream, _k, _b, _t), rank in zip(plan.items, ranks)]
+        sealed: list[tuple[str, bytes]] = []
+        gaps_open = self._gaps_open
+        if gaps_open:
+            sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
+            gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
+        for gstream, gblob in sealed:
+            gseq = seqs.get(gstream, last.get(gstream, 0)) + 1
+            seqs[gstream] = gseq
+            kinds[gstream] = (kinds.get(gstream) or self._kinds.get(gstream, frozenset())) | {"gap"}
+            conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
+            added += len(gblob)
+        for stream, seq in seqs.items():
+            conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
+        conn.execute("COMMIT")
+        self._gaps_open = gaps_open  # only now: a rolled-back seal leaves its open gaps in place
+        self._blocked_need = 0
+        with self._state:
+            self._last.update(seqs)
+            self._kinds.update(kinds)
+            self._bytes += added
+            self._rows += len(plan.items) + len(sealed)
+            self._segments_stored += len(rows) + len(sealed)
+            c = self._counters
+            c["appended"] += len(plan.items)
+            c["appended_bytes"] += added
+            c["gaps"] += len(sealed)
+        return results
 
     def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float,
-               prepacked: dict[tuple[int, ...], tuple[bytes, int]]) -> list[int | None]:
+               prepacked: list[_Packed]) -> list[int | None]:
         cfg, conn, quota = self.cfg, self._ingest, self.cfg.max_bytes
         if cfg.full_policy == "block":
             need = sum(len(b) for _, k, b, _ in items if k != "gap" and self._routing[k] and len(b) <= quota)
@@ -99,15 +195,21 @@ class IngestSide(SpoolBase):
         pruned = False
         results: list[int | None] = []
 
+        last, known_kinds, routing = self._last, self._kinds, self._routing
+
         def next_seq(stream: str, kind: str) -> int:
-            seq = seqs.get(stream, self._last.get(stream, 0)) + 1
+            seq = seqs.get(stream) or last.get(stream, 0)
+            seq += 1
             seqs[stream] = seq
-            known = kinds.get(stream, self._kinds.get(stream, frozenset()))
-            kinds[stream] = known | {kind}
+            known = kinds.get(stream) or known_kinds.get(stream, frozenset())
+            if kind not in known:
+                known = known | {kind}
+            kinds[stream] = known
             return seq
 
         def drop(stream: str, seq: int, reason: str) -> None:
             note_drop(conn, stream, reason, seq, seq, 1, now)
+            self._gaps_open = True
             drops[reason] = drops.get(reason, 0) + 1
             results.append(None)
 
@@ -115,7 +217,7 @@ class IngestSide(SpoolBase):
         for index, (stream, kind, blob, ts) in enumerate(items):
             seq = next_seq(stream, kind)
             size = len(blob)
-            if not self._routing[kind]:
+            if not routing[kind]:
                 unrouted += 1
                 results.append(seq)
                 continue
@@ -146,15 +248,25 @@ class IngestSide(SpoolBase):
             added, added_rows = added + size, added_rows + 1
             results.append(seq)
         segments = 0
-        for stream, first, kind, ts, blobs, idxs in self._segments(admitted):
-            cached = prepacked.get(tuple(idxs))
-            if cached is None:
-                seg = pack_segment(blobs, kind)
-                cached = (seg, zlib.crc32(seg))
-            conn.execute(INSERT, (stream, first, first + len(blobs) - 1, kind, ts, sum(len(b) for b in blobs),
-                                  cached[1], cached[0]))
-            segments += 1
-        sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
+        if len(admitted) == len(items):  # nothing dropped or unrouted: the segments encoded before
+            rows = [(stream, results[idxs[0]], results[idxs[-1]], kind, ts, size,
+                     zlib.crc32(seg) if crc is None else crc, seg)
+                    for idxs, stream, kind, ts, seg, crc, size in prepacked]
+        else:
+            cache = {p[0]: p for p in prepacked}
+            rows = []
+            for stream, first, kind, ts, blobs, idxs in self._segments(admitted):
+                hit = cache.get(tuple(idxs))
+                seg = pack_segment(blobs, kind) if hit is None else hit[4]
+                rows.append((stream, first, first + len(blobs) - 1, kind, ts, sum(len(b) for b in blobs),
+                             zlib.crc32(seg), seg))
+        conn.executemany(INSERT, rows)
+        segments = len(rows)
+        sealed: list[tuple[str, bytes]] = []
+        gaps_open = self._gaps_open
+        if gaps_open:
+            sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
+            gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
         for gstream, gblob in sealed:
             gseq = next_seq(gstream, "gap")
             conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
@@ -162,6 +274,7 @@ class IngestSide(SpoolBase):
         for stream, seq in seqs.items():
             conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
         conn.execute("COMMIT")
+        self._gaps_open = gaps_open  # only now: a rolled-back seal leaves its open gaps in place
         with self._state:
             self._last.update(seqs)
             self._kinds.update(kinds)
@@ -242,6 +355,7 @@ class IngestSide(SpoolBase):
             conn.executemany("DELETE FROM records WHERE id = ?", victims)
         for stream, (lo, hi, count) in by_stream.items():
             note_drop(conn, stream, "drop_oldest", lo, hi, count, now)
+            self._gaps_open = True
         return n, freed, nseg, lost
 
     def _used_and_limit(self) -> tuple[int, int]:
@@ -288,6 +402,7 @@ class IngestSide(SpoolBase):
         conn, now = self._ingest, time.time()
         conn.execute("BEGIN IMMEDIATE")
         sealed = take_due_gaps(conn, now, self.cfg.gap_interval, force)
+        gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
         seqs: dict[str, int] = {}
         added = 0
         for gstream, blob in sealed:
@@ -297,6 +412,7 @@ class IngestSide(SpoolBase):
             conn.execute(UPSERT_STREAM, (gstream, seq, "gap"))
             added += len(blob)
         conn.execute("COMMIT")
+        self._gaps_open = gaps_open
         with self._state:
             self._last.update(seqs)
             for s in seqs:

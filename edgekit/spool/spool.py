@@ -56,6 +56,7 @@ class Spool(IngestSide, DeliverySide):
         self._bytes = 0
         self._rows = 0
         self._segments_stored = 0
+        self._gaps_open = True
         self._prune_todo: set[str] = set()
         self._disk_low = False
         self._disk_checked_at = 0.0
@@ -201,6 +202,7 @@ class Spool(IngestSide, DeliverySide):
         segs, rows, nbytes = c.execute("SELECT count(*), coalesce(sum(last_seq - seq + 1), 0), "
                                        "coalesce(sum(size), 0) FROM records").fetchone()
         self._segments_stored, self._rows, self._bytes = int(segs), int(rows), int(nbytes)
+        self._gaps_open = c.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
         self._prune_todo = set(self._last)
 
 
