@@ -155,9 +155,11 @@ class UplinkClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._priority_streams: set[str] = set()
-        # True from just before the sender reads the spool until it found something to send: only
-        # then does notify() need to wake it (set before the read, so a row committed meanwhile is
-        # either seen by that read or followed by a wake-up)
+        # True from just before the sender reads the spool with nothing in flight until it found
+        # something to send: only then does notify() need to wake it (set before the read, so a row
+        # committed meanwhile is either seen by that read or followed by a wake-up). With records in
+        # flight, the next ACK makes the sender read the spool again: no wake-up (each one costs a
+        # GIL hand-over between the pipeline's worker thread and the event loop).
         self._starving = True
         self._max_sent: dict[tuple[str, str], int] = {}
         self.state = "idle"
@@ -443,7 +445,8 @@ class UplinkClient:
         cfg = self.cfg
         sent = 0
         while inflight.count < credit and inflight.nbytes < cfg.window_bytes:
-            self._starving = True
+            # with records in flight an ACK (or the ack timeout) brings the sender back here anyway
+            self._starving = inflight.count == 0
             room = min(credit - inflight.count, 4 * cfg.batch_records)
             budget = max(1, cfg.window_bytes - inflight.nbytes)
             rows: list[Any] = []
