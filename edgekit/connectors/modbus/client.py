@@ -33,7 +33,6 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import add, mul
 from typing import Any
 
 import numpy as np
@@ -86,10 +85,10 @@ class _Layout:
         self.decoder = compile_scan([r.decoder.fast for r in reqs])  # type: ignore[misc]
         tags = [t for r in reqs for t in r.tags]
         bits = [r.table in BIT_TABLES for r in reqs for _ in r.tags]  # bits are never scaled
-        scale = tuple(1.0 if b else t.scale for t, b in zip(tags, bits, strict=True))
-        offset = tuple(0.0 if b else t.offset for t, b in zip(tags, bits, strict=True))
-        self.scale = scale if any(x != 1.0 for x in scale) else None
-        self.offset = offset if any(x != 0.0 for x in offset) else None
+        scale = np.array([1.0 if b else t.scale for t, b in zip(tags, bits, strict=True)])
+        offset = np.array([0.0 if b else t.offset for t, b in zip(tags, bits, strict=True)])
+        self.scale = scale if (scale != 1.0).any() else None
+        self.offset = offset if (offset != 0.0).any() else None
         self.pack_into = struct.Struct(f"<{3 * len(names)}d").pack_into  # values, source and receive times
         self.nbytes = 24 * len(names)
         self.good = np.zeros(len(names), dtype=np.uint8)
@@ -596,16 +595,14 @@ class ModbusConnector:
     def _good_batch(self, ds: _DeviceState, lay: _Layout, payloads: list[Any], mids: list[float],
                     raw: tuple[Any, ...]) -> PointBatch:
         """The common case of :meth:`_scan`: every planned request answered and decoded. The raw
-        values (scaled by C-level ``map``), the requests' midpoint times and the receive time become
-        the batch's three float64 columns: one ``array('d')`` conversion and three numpy views of
-        it; the quality column is the layout's shared, read-only all-good one. Counts the scan."""
+        values, the requests' midpoint times and the receive time become the batch's three float64
+        columns: one precompiled ``struct`` pack into a fresh buffer, one numpy array on it, three
+        views, scale and offset in place; the quality column is the layout's shared, read-only
+        all-good one. Counts the scan."""
         names = lay.names
         n = len(names)
         texts: list[str | None] | None = None
-        # scale and offset with C-level loops (map), no Python opcode per value
-        cols = list(raw if lay.scale is None else map(mul, raw, lay.scale))
-        if lay.offset is not None:
-            cols = list(map(add, cols, lay.offset))
+        cols = list(raw)
         for mid, count in zip(mids, lay.counts):
             cols += [mid] * count
         if lay.strings:
@@ -624,6 +621,10 @@ class ModbusConnector:
         lay.pack_into(buf, 0, *cols)
         col = _frombuffer(buf, _F64)
         values, src, recv = col[:n], col[n:2 * n], col[2 * n:]
+        if lay.scale is not None:  # one in-place ufunc beats a Python-level multiply of each value
+            values *= lay.scale
+        if lay.offset is not None:
+            values += lay.offset
         ds.last_good_read = self.last_good_read = now
         if ds.state == "up":  # _account(answered=True), inline for the common case
             ds.scans += 1
