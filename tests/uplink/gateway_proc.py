@@ -82,7 +82,8 @@ async def main(argv: list[str]) -> int:
                     n = min(due, args.batch * 20)
                     if args.max_records:
                         n = min(n, args.max_records - appended)
-                    items = [(STREAM, "features", feature_blob(appended + i, args.channels), time.time())
+                    now_ts = time.time()  # one admission time per call, as the runtime does: one segment
+                    items = [(STREAM, "features", feature_blob(appended + i, args.channels), now_ts)
                              for i in range(n)]
                     seqs = await loop.run_in_executor(None, spool.append_many, items)
                     appended += n

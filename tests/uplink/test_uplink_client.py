@@ -40,7 +40,8 @@ async def test_delivers_exactly_once_with_notify_from_a_worker_thread(tmp_path: 
 
         def worker() -> None:  # the runtime's pipeline thread: append, then wake the sender
             for i in range(0, 400, 8):
-                spool.append_many([("features/m01", "features", feature_blob(i + j), time.time()) for j in range(8)])
+                now = time.time()  # one admission time per call, as the runtime does: one 8-record segment
+                spool.append_many([("features/m01", "features", feature_blob(i + j), now) for j in range(8)])
                 client.notify()
 
         t = threading.Thread(target=worker)
@@ -54,6 +55,12 @@ async def test_delivers_exactly_once_with_notify_from_a_worker_thread(tmp_path: 
         assert h["ack_latency_s"] is not None and h["ack_latency_s"] < 5
     [s] = store_stats(tmp_path / "store.sqlite")
     assert (s["gateway"], s["records"], s["first_seq"], s["last_seq"], s["missing"]) == ("gw-1", 400, 1, 400, 0)
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "store.sqlite")
+    ranges = con.execute("SELECT count(*), min(last_seq - seq + 1) FROM received").fetchone()
+    con.close()
+    assert ranges == (50, 8)  # each 8-record call travelled and was stored as one segment
     spool.close()
 
 
