@@ -379,11 +379,7 @@ class UplinkClient:
                 if rx in done:
                     raw, rx = rx.result(), None
                     last_rx = now
-                    try:
-                        msg = F.decode(raw, limits)
-                    except DecodeError as exc:
-                        raise _SessionEnd(f"undecodable message from collector: {exc}", True) from None
-                    if await self._handle(sock, msg, inflight):
+                    if await self._handle_queued(sock, raw, inflight, limits):
                         last_progress = now
                 if inflight.count and now - last_progress > cfg.ack_timeout:
                     raise _SessionEnd(f"no ACK for {cfg.ack_timeout:g}s with {inflight.count} records "
@@ -399,6 +395,41 @@ class UplinkClient:
                 if fut is not None and not fut.done():
                     fut.cancel()
             sock.close(linger=0)
+
+    async def _handle_queued(self, sock: zmq.asyncio.Socket, raw: list[bytes], inflight: _InFlight,
+                             limits: F.Limits) -> bool:
+        """Handle ``raw`` and whatever else the collector has queued (up to 64 messages).
+
+        Consecutive ACKs are merged (highest seq per stream), so a lagging loop applies one spool
+        ack per stream instead of one per ACK; merged ACKs are applied before any other message and
+        at the end, so the order the protocol relies on (a NACK before the ACK covering it) holds."""
+        progressed = False
+        merged: dict[str, dict[str, int]] = {}
+
+        async def flush() -> None:
+            nonlocal progressed
+            for epoch, acks in merged.items():
+                progressed = await self._handle(sock, F.Ack(epoch, acks), inflight) or progressed
+            merged.clear()
+
+        for _ in range(64):
+            try:
+                msg = F.decode(raw, limits)
+            except DecodeError as exc:
+                raise _SessionEnd(f"undecodable message from collector: {exc}", True) from None
+            if isinstance(msg, F.Ack):
+                into = merged.setdefault(msg.epoch, {})
+                for stream, seq in msg.acks.items():
+                    into[stream] = max(seq, into.get(stream, seq))
+            else:
+                await flush()
+                progressed = await self._handle(sock, msg, inflight) or progressed
+            try:
+                raw = await sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        await flush()
+        return progressed
 
     async def _handle(self, sock: zmq.asyncio.Socket, msg: F.Message, inflight: _InFlight) -> bool:
         """Apply one collector message; True when it acknowledged something."""
