@@ -17,6 +17,7 @@ How it works (protocol: :mod:`edgekit.uplink.frames`)
   collector's ``max_message_bytes`` is sent record by record (a record that alone is too large is
   dead-lettered). A spool without ``pending_segments`` is read record by record with ``pending``.
 * ACK(stream, seq) → ``spool.ack(uplink, stream, seq)`` (cumulative; the spool may then delete).
+  ACKs already queued when the loop gets to them are merged into one spool ack per stream.
   NACK(seq, n) → those records go to the dead-letter table (:mod:`edgekit.uplink.deadletter`), one
   row per record, committed before the ACK that covers them is applied.
 * A session ends on: ack timeout (records in flight, no progress for ``ack_timeout``), peer silence
