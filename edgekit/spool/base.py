@@ -94,6 +94,8 @@ class SpoolBase:
     _appends_since_disk_check: int
     _blocked_need: int
     _counters: dict[str, Any]
+    _hot: dict[tuple[str, int], tuple[int, bytes]]  # (stream, seq) -> (last_seq, blob); guarded by _state
+    _hot_bytes: int
 
     # implemented by the sides / the Spool; declared so each side type-checks on its own
     def _recover(self, exc: SpoolCorrupt) -> SpoolCorrupt:
@@ -123,6 +125,43 @@ class SpoolBase:
             floor = min(int(got.get(u, 0)) for u in ups)
         first = max(seq, floor + 1)
         return first, max(0, last - first + 1)
+
+    # ---- the delivery cache ---------------------------------------------------------------------
+
+    def _hot_put(self, rows: list[tuple[Any, ...]]) -> None:
+        """Remember committed segment rows ``(stream, seq, last_seq, kind, ts, size, crc, blob)`` for
+        delivery, oldest evicted first beyond ``delivery_cache_bytes`` (caller holds ``_state``)."""
+        cap = self.cfg.delivery_cache_bytes
+        if cap <= 0:
+            return
+        hot = self._hot
+        added = 0
+        for r in rows:
+            blob = r[7]
+            if len(blob) > cap or type(blob) is not bytes:
+                continue
+            old = hot.pop((r[0], r[1]), None)
+            if old is not None:
+                added -= len(old[1])
+            hot[(r[0], r[1])] = (r[2], blob)
+            added += len(blob)
+        self._hot_bytes += added
+        while self._hot_bytes > cap and hot:
+            _last, blob = hot.pop(next(iter(hot)))
+            self._hot_bytes -= len(blob)
+
+    def _hot_drop(self, keys: list[tuple[str, int]]) -> None:
+        """Forget deleted segments (caller holds ``_state``)."""
+        hot = self._hot
+        for key in keys:
+            got = hot.pop(key, None)
+            if got is not None:
+                self._hot_bytes -= len(got[1])
+
+    def _hot_clear(self) -> None:
+        with self._state:
+            self._hot.clear()
+            self._hot_bytes = 0
 
     # ---- helpers ------------------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ class SpoolConfig:
         "quick", "Check run on open (PRAGMA quick_check / integrity_check); a failing file is quarantined")
     busy_timeout: Duration = opt(10.0, "How long a writer waits for the other connection's transaction")
     wal_size_limit: ByteSize = opt(64 << 20, "WAL file size kept after a checkpoint (journal_size_limit)")
+    delivery_cache_bytes: ByteSize = opt(
+        32 << 20, "The newest admitted segments kept in memory (up to this many bytes) so uplinks send "
+        "them without reading them back from SQLite; 0 turns the cache off")
 
     def _validate(self) -> None:
         if self.max_bytes < 1:
@@ -41,5 +44,7 @@ class SpoolConfig:
             raise ConfigError("disk_check_every", f"{self.disk_check_every!r} must be >= 1")
         if self.segment_max_bytes < 1:
             raise ConfigError("segment_max_bytes", f"{self.segment_max_bytes!r} must be >= 1 byte")
+        if self.delivery_cache_bytes < 0:
+            raise ConfigError("delivery_cache_bytes", f"{self.delivery_cache_bytes!r} must be >= 0")
         if self.prune_chunk < 1:
             raise ConfigError("prune_chunk", f"{self.prune_chunk!r} must be >= 1")

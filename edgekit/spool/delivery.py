@@ -93,8 +93,17 @@ class DeliverySide(SpoolBase):
                         records, total = records + n, total + size
                     blobs: dict[int, bytes] = {}
                     bad: set[int] = set()
-                    for i in range(0, len(chosen), 500):
-                        ids = [c[0] for c in chosen[i:i + 500]]
+                    # segments admitted by this process are still in memory: no read-back, no CRC
+                    # (the bytes are the ones the CRC was computed from)
+                    with self._state:
+                        hot = self._hot
+                        for rid, stream, seq, _k, _z, _t, last in chosen:
+                            got = hot.get((stream, seq))
+                            if got is not None and got[0] == last:
+                                blobs[rid] = got[1]
+                    missing = [c for c in chosen if c[0] not in blobs] if blobs else chosen
+                    for i in range(0, len(missing), 500):
+                        ids = [c[0] for c in missing[i:i + 500]]
                         q = f"SELECT id, blob, crc FROM records WHERE id IN ({','.join('?' * len(ids))})"
                         for r, b, crc in conn.execute(q, ids):
                             blobs[int(r)] = bytes(b)
@@ -265,9 +274,12 @@ class DeliverySide(SpoolBase):
                     break
                 gone = conn.execute(
                     "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE stream = ? AND last_seq <= ? "
-                    "AND kind = ? ORDER BY last_seq LIMIT ?) RETURNING last_seq - seq + 1, size",
+                    "AND kind = ? ORDER BY last_seq LIMIT ?) RETURNING last_seq - seq + 1, size, seq",
                     (stream, floor, kind, budget)).fetchall()
-                n, freed = n + sum(c for c, _ in gone), freed + sum(b for _, b in gone)
+                if self._hot:
+                    with self._state:
+                        self._hot_drop([(stream, q) for _c, _b, q in gone])
+                n, freed = n + sum(c for c, _b, _q in gone), freed + sum(b for _c, b, _q in gone)
                 nseg, budget = nseg + len(gone), budget - len(gone)
                 if budget <= 0:
                     finished = False

@@ -158,6 +158,7 @@ class IngestSide(SpoolBase):
         with self._state:
             self._last.update(seqs)
             self._kinds.update(kinds)
+            self._hot_put(rows)
             self._bytes += added
             self._rows += len(plan.items) + len(sealed)
             self._segments_stored += len(rows) + len(sealed)
@@ -278,6 +279,7 @@ class IngestSide(SpoolBase):
         with self._state:
             self._last.update(seqs)
             self._kinds.update(kinds)
+            self._hot_put(rows)
             self._bytes += added - removed
             self._rows += added_rows - removed_rows
             self._segments_stored += segments - removed_segments

@@ -62,6 +62,8 @@ class Spool(IngestSide, DeliverySide):
         self._disk_checked_at = 0.0
         self._appends_since_disk_check = 0
         self._blocked_need = 0
+        self._hot: dict[tuple[str, int], tuple[int, bytes]] = {}
+        self._hot_bytes = 0
         self._counters: dict[str, Any] = {
             "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gaps": 0,
             "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {},
@@ -192,6 +194,7 @@ class Spool(IngestSide, DeliverySide):
                     log.error("spool %s: close failed: %s", self.path, exc)
 
     def _load(self) -> None:
+        self._hot_clear()  # a new file (quarantine) reuses seqs of the old epoch
         c = self._delivery
         self.epoch = str(c.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
         for stream, last, kinds in c.execute("SELECT stream, last_seq, kinds FROM streams"):
@@ -283,6 +286,8 @@ class Spool(IngestSide, DeliverySide):
             self._closed = True
             self._close_connections()
         with self._state:
+            self._hot.clear()
+            self._hot_bytes = 0
             self._state.notify_all()
 
     def __enter__(self) -> Spool:
