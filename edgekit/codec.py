@@ -288,11 +288,44 @@ def _read_int(b: bytes, i: int) -> tuple[int | None, int]:
 _F8 = struct.Struct(">d")
 
 
+_Template = tuple[bytes, bytes, int, int, FeatureFrame]
+_TEMPLATES: list[_Template] = []  # the last few templates seen (a gateway has few feature streams)
+
+
+def _known_template(blob: bytes) -> _Template | None:
+    """A template of :data:`_TEMPLATES` that ``blob`` matches exactly (else None): same header bytes
+    but t0 and seq, seq canonically encoded, sizes adding up — what :func:`_template` would accept
+    for it (it was built from a blob that passed the full unpack/pack round trip)."""
+    if type(blob) is not bytes or len(blob) < 4:
+        return None
+    for tpl in _TEMPLATES:
+        prefix, suffix, c, f, _first = tpl
+        if not blob.startswith(prefix, 4):
+            continue
+        (hlen,) = _U32.unpack_from(blob, 0)
+        s0 = 4 + len(prefix) + 8  # "seq" key, then its integer
+        if not blob.startswith(b"\xa3seq", s0):
+            return None
+        seq, used = _read_int(blob, s0 + 4)
+        if seq is None or _PACKER.pack(seq) != blob[s0 + 4:s0 + 4 + used]:
+            return None
+        rest = s0 + 4 + used
+        if rest + len(suffix) != 4 + hlen or not blob.startswith(suffix, rest) \
+                or len(blob) != 4 + hlen + 4 * c * f + c:
+            return None
+        return tpl
+    return None
+
+
 def _stack_features(blobs: Sequence[bytes]) -> bytes | None:
     """The stacked ``features`` segment of ``blobs``, or None when they do not all share one template."""
-    tpl = _template(blobs[0])
+    tpl = _known_template(blobs[0])
     if tpl is None:
-        return None
+        tpl = _template(blobs[0])
+        if tpl is None:
+            return None
+        _TEMPLATES.insert(0, tpl)
+        del _TEMPLATES[8:]
     prefix, suffix, c, f, first = tpl
     plen, slen, nval = len(prefix), len(suffix), 4 * c * f
     n = len(blobs)

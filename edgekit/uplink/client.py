@@ -321,8 +321,12 @@ class UplinkClient:
 
     async def _send(self, sock: zmq.asyncio.Socket, frames: list[bytes], established: bool) -> None:
         timeout = self.cfg.heartbeat_timeout if self.cfg.heartbeat else self.cfg.ack_timeout
+        fut = sock.send_multipart(frames)
+        if fut.done():  # pyzmq tried a non-blocking send at once: no wait_for (one loop turn less per message)
+            fut.result()
+            return
         try:
-            await asyncio.wait_for(sock.send_multipart(frames), timeout)
+            await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise _SessionEnd("send blocked (peer unreachable)", established) from None
 

@@ -115,3 +115,27 @@ def test_garbage_segments_raise_decode_error_only(data: bytes, count: int) -> No
         segment_blobs(data, count)
     except DecodeError:
         pass
+
+
+def test_remembered_templates_accept_only_what_the_full_check_accepts() -> None:
+    """pack_segment remembers the header template of recent frames; a later segment whose first blob
+    matches a remembered template's prefix but not the rest (a non-canonical seq, other reasons, a
+    trailing byte) must not be stacked by it — each such segment still comes back byte for byte."""
+    good = [pack(frame(i, 100 + i)) for i in range(3)]
+    assert isinstance(segment_view(pack_segment(good, "features"), 3), StackedFeatures)  # template remembered
+    canonical = pack(frame(7, 5))
+    at = canonical.index(b"\xa3seq", canonical.index(b"\xa2t0\xcb")) + 4  # the key, not the name
+    assert canonical[at] == 5  # fixint 5; rewrite it as uint8 0xcc 0x05 and fix the header length
+    wide = bytearray(canonical[:at] + b"\xcc\x05" + canonical[at + 1:])
+    wide[:4] = (int.from_bytes(canonical[:4], "little") + 1).to_bytes(4, "little")
+    trailing = canonical + b"\x00"
+    other_reasons = pack(frame(8, 6, reasons=("x", "", "")))
+    for first in (bytes(wide), trailing, other_reasons):
+        blobs = [first, pack(frame(9, 6)), pack(frame(10, 7))]
+        seg = pack_segment(blobs, "features")
+        assert isinstance(segment_view(seg, 3), list)  # not stacked: the full check rejects the first
+        assert segment_blobs(seg, 3) == blobs
+    for k in range(12):  # more templates than remembered, interleaved with the first one
+        blobs = [pack(frame(i, i, asset=f"a{k}")) for i in range(3)]
+        assert segment_blobs(pack_segment(blobs, "features"), 3) == blobs
+        assert segment_blobs(pack_segment(good, "features"), 3) == good
