@@ -112,6 +112,12 @@ _RECEIVED_SQL = ("INSERT INTO received (gateway, stream, epoch, seq, kind, ts, a
                  "VALUES (?,?,?,?,?,?,?,?,?)")
 
 
+def _blob(a: np.ndarray) -> memoryview:
+    """A contiguous array's bytes for binding as a BLOB without a copy (SQLite copies them itself;
+    the array is a view into the received message, alive until the rows are inserted)."""
+    return memoryview(np.ascontiguousarray(a)).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer
+
+
 @dataclass(frozen=True, slots=True)
 class _Rec:
     """One record of a segment, as ``_rows_for`` reads it."""
@@ -402,8 +408,7 @@ class Store:
         if self.features_layout == "segments":
             out.setdefault(_SEGMENTS_SQL, []).append(
                 (gateway, stream, lo, hi, v.asset, self._json(v.names), self._json(v.channels), self._json(v.reasons),
-                 n, c, f, v.t0[a:b].tobytes(), v.seq[a:b].tobytes(), v.quality[a:b].tobytes(),
-                 v.values[a:b].tobytes()))
+                 n, c, f, _blob(v.t0[a:b]), _blob(v.seq[a:b]), _blob(v.quality[a:b]), _blob(v.values[a:b])))
             return
         for i in range(a, b):
             self._feature_rows(cur, (gateway, stream, first + i), FrameParts(
