@@ -110,7 +110,15 @@ def _collect(store: str, secret: bytes, allow: str, sync: str, layout: str, read
         ready.send(c.endpoints[0])
 
     threading.Thread(target=report).start()
+    t0, p0 = time.thread_time(), _process_cpu()
     c.serve(flag)
+    ready.send({"collector_thread_cpu_s": time.thread_time() - t0, "collector_process_cpu_s": _process_cpu() - p0})
+
+
+def _process_cpu() -> float:
+    """CPU seconds (user + system) of this process, every thread."""
+    t = os.times()
+    return t.user + t.system
 
 
 def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide") -> dict[str, float]:
@@ -144,40 +152,50 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
         task = asyncio.create_task(client.run())
         while client.state != "connected":
             await asyncio.sleep(0.01)
-        append_s = [0.0]
+        append_s = [0.0, 0.0]
 
         def produce() -> None:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             now = time.time()
             for i in range(0, len(blobs), 64):
                 spool.append_many([(STREAM, "features", b, now) for b in blobs[i:i + 64]])
                 client.notify()
-            append_s[0] = time.perf_counter() - t
+            append_s[0], append_s[1] = time.perf_counter() - t, time.thread_time() - c
 
-        t0 = time.perf_counter()
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), _process_cpu()
         worker = threading.Thread(target=produce)
         worker.start()
         while client.delivered < len(blobs):
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - t0
+        loop_cpu, gateway_cpu = time.thread_time() - c0, _process_cpu() - p0
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         worker.join()
         assert spool.backlog("dc")[0] == 0
-        return {"elapsed": elapsed, "append_s": append_s[0]}
+        return {"elapsed": elapsed, "append_s": append_s[0], "producer_cpu_s": append_s[1], "loop_cpu_s": loop_cpu,
+                "gateway_cpu_s": gateway_cpu}
 
     try:
         out = asyncio.run(run())
     finally:
         spool.close()
         stop.set()
+        cpu = parent.recv() if parent.poll(10) else {}
         proc.join(10)
     from edgekit.collector import store_summary
 
     summary = store_summary(tmp / "store.sqlite")
     assert summary["records"] == len(blobs) and summary["missing"] == 0, summary
     values = len(blobs) * CHANNELS * FEATURES
-    return {"values_per_s": values / out["elapsed"], "spool_append_values_per_s": values / out["append_s"]}
+    per = 1e6 / len(blobs)  # CPU seconds -> µs per record
+    return {"values_per_s": values / out["elapsed"], "spool_append_values_per_s": values / out["append_s"],
+            "cpu_us_per_record": {
+                "gateway_producer_thread": out["producer_cpu_s"] * per, "gateway_loop_thread": out["loop_cpu_s"] * per,
+                "gateway_other_threads": (out["gateway_cpu_s"] - out["producer_cpu_s"] - out["loop_cpu_s"]) * per,
+                "collector_serve_thread": cpu.get("collector_thread_cpu_s", float("nan")) * per,
+                "collector_other_threads": (cpu.get("collector_process_cpu_s", float("nan"))
+                                            - cpu.get("collector_thread_cpu_s", float("nan"))) * per}}
 
 
 def store_rate(blobs: list[bytes], tmp: Path, layout: str, segment: int = 1) -> float:
@@ -260,6 +278,7 @@ def measure(quick: bool) -> harness.Figures:
         # the segments layout: `rounds` rounds of raw / edgekit / raw, the ratio of each round against
         # the mean of its two raw runs; reported as median and range over the rounds
         ratios, seg_rates, seg_raws, admit = [], [], [], []
+        cpus: list[dict[str, float]] = []
         for r in range(rounds):
             before = raw_rate(blobs)
             e = edgekit_rate(blobs, "full", Path(d) / f"segments-{r}", "segments")
@@ -267,6 +286,7 @@ def measure(quick: bool) -> harness.Figures:
             seg_raws.extend([before, after])
             seg_rates.append(e["values_per_s"])
             admit.append(e["spool_append_values_per_s"])
+            cpus.append(e["cpu_us_per_record"])
             ratios.append(e["values_per_s"] / ((before + after) / 2))
         seg_normal = edgekit_rate(blobs, "normal", Path(d) / "segments-normal", "segments")
         store_only = store_rate(blobs, Path(d), "wide")
@@ -309,6 +329,9 @@ def measure(quick: bool) -> harness.Figures:
         "stage_spool_admission_in_run_values_per_s": round(_median(admit)),
         "stage_pack_segment_values_per_s": round(packing),
         "stage_collector_store_segments_full_values_per_s": round(store_segments),
+        # CPU per delivered record in the segments rounds (median per thread group), both processes
+        **{f"cpu_us_per_record_{k}": round(_median([c[k] for c in cpus]), 1) for k in cpus[0]},
+        "cpu_us_per_record_total": round(_median([sum(c.values()) for c in cpus]), 1),
     }
 
 
