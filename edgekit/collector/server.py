@@ -1,8 +1,9 @@
 """The collector: a ROUTER that authenticates gateways, stores their records durably, then ACKs.
 
 Loop (one thread; ``Collector.serve(stop)``): wait for messages; drain what is queued (up to
-``batch_messages`` messages or ``batch_bytes``); decode and validate each; write all DATA of the
-batch into the store in one transaction; COMMIT (one fsync under ``synchronous=FULL``); only then
+``batch_messages`` messages or ``batch_bytes``; a batch with DATA but fewer than ``group_messages``
+messages waits up to ``group_linger_s`` (2 ms) for more — group commit); decode and validate each;
+write all DATA of the batch into the store in one transaction; COMMIT (one fsync under ``synchronous=FULL``); only then
 send the NACKs and cumulative ACKs (protocol: :mod:`edgekit.uplink.frames`).
 
 Security: with a server secret key every bind uses CURVE and a ZAP handler admits only the keys in
@@ -87,6 +88,8 @@ class Collector:
         heartbeat_s: float = 2.0,
         batch_messages: int = 512,
         batch_bytes: int = 32 << 20,
+        group_messages: int = 8,
+        group_linger_s: float = 0.002,
     ) -> None:
         if not bind:
             raise UplinkError("collector needs at least one bind endpoint")
@@ -104,6 +107,8 @@ class Collector:
         self.heartbeat_s = heartbeat_s
         self.batch_messages = batch_messages
         self.batch_bytes = batch_bytes
+        self.group_messages = group_messages
+        self.group_linger_s = group_linger_s
         self.secret_key = secret_key
         self.secure = secret_key is not None
         if self.secure and allow_dir is None:
@@ -241,20 +246,28 @@ class Collector:
 
     def _batch(self, sock: zmq.Socket[Any], store: Store, limits: F.Limits) -> None:
         touched: dict[bytes, _Session] = {}
-        nbytes = 0
-        for _ in range(self.batch_messages):
+        nbytes = messages = 0
+        deadline: float | None = None
+        while messages < self.batch_messages and nbytes < self.batch_bytes:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                break
+                # group commit: a batch of fewer than group_messages DATA waits up to group_linger_s
+                # for more (one fsync and one ACK for several messages instead of one each)
+                if not touched or messages >= self.group_messages or self.group_linger_s <= 0:
+                    break
+                now = time.monotonic()
+                deadline = now + self.group_linger_s if deadline is None else deadline
+                if now >= deadline or not sock.poll(max(1, int(1000 * (deadline - now))), zmq.POLLIN):
+                    break
+                continue
+            messages += 1
             nbytes += sum(len(f) for f in frames)
             try:
                 self._one(sock, store, frames, limits, touched)
             except sqlite3.Error as exc:
                 self._store_failed(store, exc)
                 return
-            if nbytes >= self.batch_bytes:
-                break
         if not touched:
             return
         t0 = time.perf_counter()
