@@ -18,7 +18,10 @@ SQLite files at ``synchronous=NORMAL`` — the difference is the cost of fsync a
 and the median time of one fsync after writing 64 records' bytes on the same disk
 (``fsync_ms_per_commit``). To show where the time goes, also the spool's admission rate during the run and the collector store alone
 (decode + insert + commit, no network), and the end-to-end run with the collector's ``packed``
-features layout (one row per frame instead of one per channel).
+features layout (one row per frame instead of one per channel). ``cpu_us_per_record_*``: CPU
+time per delivered record in the segments rounds (median), per thread group — the gateway's
+producer thread (``append_many``), its event-loop thread (uplink client, spool reads and acks), its
+other threads (libzmq I/O: CURVE, TCP), the collector's serve thread and its other threads.
 
     .venv/bin/python benchmarks/uplink.py [--quick] [--json]
 """

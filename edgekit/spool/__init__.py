@@ -144,6 +144,14 @@ fails the row's CRC when :meth:`Spool.pending` reads it: the segment is deleted 
 counted as drops with reason ``corrupt`` (so they become a gap record like any other drop), never
 sent upstream.
 
+Delivery cache: the newest segments this process admitted (up to ``delivery_cache_bytes``, default
+32 MiB, oldest evicted first) are kept in memory after their COMMIT, keyed by (stream, first seq);
+``pending``/``pending_segments`` still choose rows from the file's index, but take the blob of a
+chosen row from the cache when it holds that exact segment (same last seq) — no read-back of the
+blob and no CRC check, since these are the very bytes the CRC was computed from. A pruned segment
+is forgotten; a reopened (or quarantined) spool starts with an empty cache, so everything admitted
+before the open is read from the file and CRC-checked. ``delivery_cache_bytes = 0`` turns it off.
+
 Threads
 -------
 Two SQLite connections, each with its own lock: the *ingest* connection (``append``,
