@@ -23,8 +23,9 @@ On-disk format (``FORMAT_VERSION`` 2; one SQLite database in WAL mode, ``<path>`
     (n, channels, features) values and per-record t0/seq/quality arrays;
     :func:`edgekit.codec.segment_blobs` gives back every record byte for byte). ``size`` = the sum of
     the records' own blob lengths (what the quota counts, so quota arithmetic does not depend on
-    how records were grouped); ``crc`` = ``zlib.crc32(blob)`` — one CRC per segment, checked on every
-    read for an uplink and by :meth:`Spool.integrity_check`. ``id`` grows with admission order, so
+    how records were grouped); ``crc`` = ``zlib.crc32(blob)`` — one CRC per segment, checked whenever
+    a blob is read from the file for an uplink (not when it comes from the delivery cache, see
+    below) and by :meth:`Spool.integrity_check`. ``id`` grows with admission order, so
     ``ORDER BY id`` is "oldest first". A covering index ``records_by_last(stream, last_seq, seq, kind,
     size, ts)`` serves paging, acks and backlog counts.
 ``cursors(uplink TEXT, stream TEXT, acked INTEGER, PRIMARY KEY(uplink, stream))``
