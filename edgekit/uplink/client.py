@@ -46,7 +46,7 @@ import random
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -321,7 +321,7 @@ class UplinkClient:
 
     async def _send(self, sock: zmq.asyncio.Socket, frames: list[bytes], established: bool) -> None:
         timeout = self.cfg.heartbeat_timeout if self.cfg.heartbeat else self.cfg.ack_timeout
-        fut = sock.send_multipart(frames)
+        fut = cast("asyncio.Future[Any]", sock.send_multipart(frames))  # zmq.asyncio returns a Future
         if fut.done():  # pyzmq tried a non-blocking send at once: no wait_for (one loop turn less per message)
             fut.result()
             return
