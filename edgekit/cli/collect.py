@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "gives the same rows for all three")
     p.add_argument("--max-message-bytes", type=int, default=16 << 20, help="largest message accepted")
     p.add_argument("--credit", type=int, default=256, help="records in flight granted per gateway")
+    p.add_argument("--group-messages", type=int, default=8,
+                   help="group commit: a batch holding fewer DATA messages than this waits (up to "
+                   "--group-linger-ms) for more, so they share one fsync and one ACK (default 8)")
+    p.add_argument("--group-linger-ms", type=float, default=2.0,
+                   help="longest such wait in milliseconds (default 2; 0 commits each batch at once)")
     p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=collect)
@@ -62,10 +67,15 @@ def collect(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.keys and args.insecure:
         raise UplinkError("--keys and --insecure exclude each other")
+    if args.group_messages < 1:
+        raise UplinkError(f"--group-messages {args.group_messages}: must be an integer >= 1")
+    if not 0 <= args.group_linger_ms <= 1000:
+        raise UplinkError(f"--group-linger-ms {args.group_linger_ms}: must be between 0 and 1000")
     secret = _secret_key(args.keys) if args.keys else None
     collector = Collector(args.bind, args.store, allow_dir=args.allow, secret_key=secret, insecure=args.insecure,
                           credit=args.credit, max_message_bytes=args.max_message_bytes,
-                          synchronous=args.synchronous, features_layout=args.features_layout)
+                          synchronous=args.synchronous, features_layout=args.features_layout,
+                          group_messages=args.group_messages, group_linger_s=args.group_linger_ms / 1000)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

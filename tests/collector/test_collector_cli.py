@@ -25,7 +25,8 @@ def test_collect_serves_metrics_reloads_on_sighup_and_stops_cleanly(tmp_path: Pa
     proc = subprocess.Popen(
         [sys.executable, str(COLLECT), "--bind", f"tcp://127.0.0.1:{free_port()}", "--store",
          str(tmp_path / "s.sqlite"), "--keys", str(keys.server_secret.parent), "--allow", str(keys.allow),
-         "--metrics-port", str(mport)], stderr=subprocess.PIPE, text=True)
+         "--metrics-port", str(mport), "--group-messages", "4", "--group-linger-ms", "5"],
+        stderr=subprocess.PIPE, text=True)
     try:
         body = ""
         for _ in range(100):
@@ -62,3 +63,7 @@ def test_collect_refuses_plain_tcp_and_ambiguous_keys(tmp_path: Path, capsys: py
     assert "expected exactly one *.key_secret" in capsys.readouterr().err
     assert run(["--bind", bind, "--store", store, "--keys", str(keys.server_secret), "--insecure"]) == 1
     assert "exclude each other" in capsys.readouterr().err
+    assert run(["--bind", bind, "--store", store, "--group-messages", "0"]) == 1
+    assert "--group-messages 0: must be an integer >= 1" in capsys.readouterr().err
+    assert run(["--bind", bind, "--store", store, "--group-linger-ms", "-1"]) == 1
+    assert "--group-linger-ms -1.0: must be between 0 and 1000" in capsys.readouterr().err
