@@ -120,7 +120,7 @@ class IngestSide(SpoolBase):
 
     def _admit_all(self, plan: _Plan, now: float) -> list[int | None]:
         """Every item is admitted (routed, fits the quota): insert the planned segments as they are."""
-        conn, cfg = self._ingest, self.cfg
+        conn = self._ingest
         conn.execute("BEGIN IMMEDIATE")
         last, ranks = self._last, plan.ranks
         rows = []
@@ -139,17 +139,8 @@ class IngestSide(SpoolBase):
         conn.executemany(INSERT, rows)
         bases = {stream: last.get(stream, 0) for stream in seqs}
         results: list[int | None] = [bases[stream] + rank for (stream, _k, _b, _t), rank in zip(plan.items, ranks)]
-        sealed: list[tuple[str, bytes]] = []
-        gaps_open = self._gaps_open
-        if gaps_open:
-            sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
-            gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
-        for gstream, gblob in sealed:
-            gseq = seqs.get(gstream, last.get(gstream, 0)) + 1
-            seqs[gstream] = gseq
-            kinds[gstream] = (kinds.get(gstream) or self._kinds.get(gstream, frozenset())) | {"gap"}
-            conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
-            added += len(gblob)
+        sealed, gaps_open, gap_bytes = self._seal_due_in_txn(conn, now, seqs, kinds)
+        added += gap_bytes
         for stream, seq in seqs.items():
             conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
         conn.execute("COMMIT")
@@ -167,6 +158,24 @@ class IngestSide(SpoolBase):
             c["appended_bytes"] += added
             c["gaps"] += len(sealed)
         return results
+
+    def _seal_due_in_txn(self, conn: sqlite3.Connection, now: float, seqs: dict[str, int],
+                         kinds: dict[str, frozenset[str]]) -> tuple[list[tuple[str, bytes]], bool, int]:
+        """Inside an admitting transaction: seal the open gaps that are due into gap records, each
+        taking the next seq of its stream (noted in ``seqs``/``kinds`` like the call's own records).
+        Returns the sealed gaps, whether gaps stay open, and the bytes inserted."""
+        if not self._gaps_open:
+            return [], False, 0
+        sealed = take_due_gaps(conn, now, self.cfg.gap_interval, force=False)
+        gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
+        nbytes = 0
+        for gstream, gblob in sealed:
+            gseq = (seqs.get(gstream) or self._last.get(gstream, 0)) + 1
+            seqs[gstream] = gseq
+            kinds[gstream] = (kinds.get(gstream) or self._kinds.get(gstream, frozenset())) | {"gap"}
+            conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
+            nbytes += len(gblob)
+        return sealed, gaps_open, nbytes
 
     def _admit(self, items: Sequence[tuple[str, str, bytes, float]], now: float,
                prepacked: list[_Packed]) -> list[int | None]:
@@ -263,15 +272,8 @@ class IngestSide(SpoolBase):
                              zlib.crc32(seg), seg))
         conn.executemany(INSERT, rows)
         segments = len(rows)
-        sealed: list[tuple[str, bytes]] = []
-        gaps_open = self._gaps_open
-        if gaps_open:
-            sealed = take_due_gaps(conn, now, cfg.gap_interval, force=False)
-            gaps_open = conn.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
-        for gstream, gblob in sealed:
-            gseq = next_seq(gstream, "gap")
-            conn.execute(INSERT, (gstream, gseq, gseq, "gap", now, len(gblob), zlib.crc32(gblob), gblob))
-            added, added_rows, segments = added + len(gblob), added_rows + 1, segments + 1
+        sealed, gaps_open, gap_bytes = self._seal_due_in_txn(conn, now, seqs, kinds)
+        added, added_rows, segments = added + gap_bytes, added_rows + len(sealed), segments + len(sealed)
         for stream, seq in seqs.items():
             conn.execute(UPSERT_STREAM, (stream, seq, ",".join(sorted(kinds[stream]))))
         conn.execute("COMMIT")
