@@ -40,6 +40,7 @@ __all__ = [
     "kind_of",
     "pack",
     "pack_segment",
+    "read_header",
     "segment_blobs",
     "segment_view",
     "unpack",
@@ -135,18 +136,24 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} in a record header")
 
 
+def read_header(mv: memoryview, what: str = "record") -> tuple[Any, int]:
+    """The msgpack header of a record or segment blob (any msgpack value: callers check its shape)
+    and its length; raises :class:`DecodeError` naming ``what`` when the framing is malformed."""
+    if len(mv) < 4:
+        raise DecodeError(f"{what} too short: {len(mv)} bytes")
+    (hlen,) = _U32.unpack_from(mv, 0)
+    if 4 + hlen > len(mv):
+        raise DecodeError(f"{what} header length {hlen} exceeds blob size {len(mv)}")
+    try:
+        return msgpack.unpackb(mv[4 : 4 + hlen], raw=False, strict_map_key=True), hlen
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise DecodeError(f"{what} header is not valid msgpack: {exc}") from exc
+
+
 def unpack(blob: bytes | memoryview) -> Record:
     """Decode one blob; raises :class:`DecodeError` on anything malformed."""
     mv = memoryview(blob)
-    if len(mv) < 4:
-        raise DecodeError(f"record too short: {len(mv)} bytes")
-    (hlen,) = _U32.unpack_from(mv, 0)
-    if 4 + hlen > len(mv):
-        raise DecodeError(f"record header length {hlen} exceeds blob size {len(mv)}")
-    try:
-        header = msgpack.unpackb(mv[4 : 4 + hlen], raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise DecodeError(f"record header is not valid msgpack: {exc}") from exc
+    header, hlen = read_header(mv, "record")
     if not isinstance(header, dict) or header.get("v") != FORMAT_VERSION:
         raise DecodeError("record header is not a version-1 map")
     specs = header.get("arrays")
@@ -453,15 +460,7 @@ def segment_view(blob: bytes | memoryview, count: int) -> StackedFeatures | list
         raise DecodeError(f"segment count {count!r} is not a positive integer")
     if count == 1:
         return [mv]
-    if len(mv) < 4:
-        raise DecodeError(f"segment too short: {len(mv)} bytes")
-    (hlen,) = _U32.unpack_from(mv, 0)
-    if 4 + hlen > len(mv):
-        raise DecodeError(f"segment header length {hlen} exceeds blob size {len(mv)}")
-    try:
-        h = msgpack.unpackb(mv[4:4 + hlen], raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise DecodeError(f"segment header is not valid msgpack: {exc}") from exc
+    h, hlen = read_header(mv, "segment")
     if not isinstance(h, dict) or h.get("v") != FORMAT_VERSION or h.get("kind") != "segment":
         raise DecodeError("segment header is not a version-1 segment map")
     if h.get("n") != count:

@@ -12,14 +12,13 @@ blobs the parts are byte-for-byte what ``unpack`` would give.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-import msgpack
+from ..codec import read_header
+from ..errors import DecodeError
 
 __all__ = ["FrameParts", "features_view"]
 
-_U32 = struct.Struct("<I")
 _KEYS = frozenset({"v", "kind", "asset", "names", "channels", "t0", "seq", "reasons", "arrays"})
 
 
@@ -53,14 +52,9 @@ def _strs(items: object) -> tuple[str, ...] | None:
 def features_view(blob: bytes | memoryview) -> FrameParts | None:
     """The parts of a canonical FeatureFrame blob, or ``None`` (use ``codec.unpack`` instead)."""
     mv = memoryview(blob)
-    if len(mv) < 4:
-        return None
-    (hlen,) = _U32.unpack_from(mv, 0)
-    if 4 + hlen > len(mv):
-        return None
     try:
-        h = msgpack.unpackb(mv[4:4 + hlen], raw=False, strict_map_key=True)
-    except Exception:  # garbage: let codec.unpack produce the error message
+        h, hlen = read_header(mv)
+    except DecodeError:  # garbage: let codec.unpack produce the error message
         return None
     if not isinstance(h, dict) or h.keys() != _KEYS or h["v"] != 1 or h["kind"] != "features":
         return None
