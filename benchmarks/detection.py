@@ -281,6 +281,44 @@ def cwru(out: dict[str, Any]) -> None:
                 out[f"cwru_{m}_{short}_detected_rate"] = round(float(np.mean(fs_[m] >= thr.value)), 3)
 
 
+def _time_scoring(ex: Any, blocks: list[list[Any]], frames: list[Any], reps: int,
+                  many: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Feature and scoring seconds per item ``i`` and detector (each zoo model alone, and ``all3``).
+
+    Each detector first commissions on ``frames`` (then scores: state steady). Then, interleaved over
+    ``reps`` repeats, the features of ``blocks[i]`` are extracted and right after them ``frames[i]`` is
+    scored (``score_many`` of a list if ``many``, else ``score`` of one frame), on the caches the
+    extraction left, as in service. Per detector, the feature time of the very pairs its scores were
+    timed in: both sides get the minimum over the same number of samples, on the same blocks, with the
+    same clock.
+    """
+    n = len(frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        dets = {}
+        for cfgs, label in [([c], c.model_name) for c in _model_cfgs()] + [(_model_cfgs(), "all3")]:
+            det = build_detector(cfgs, ex.names, Path(tmp) / label,
+                                 baseline=BaselineConfig(commission_blocks=n // 2))
+            run = det.score_many if many else det.score
+            for f in frames:
+                run(f)
+            dets[label] = run
+        feat = {label: np.full(n, np.inf) for label in dets}
+        score = {label: np.full(n, np.inf) for label in dets}
+        clock = time.perf_counter
+        for _ in range(reps):
+            for i in range(n):
+                for label, run in dets.items():
+                    t0 = clock()
+                    for b in blocks[i]:
+                        ex.compute(b, FS)
+                    t1 = clock()
+                    run(frames[i])
+                    t2 = clock()
+                    feat[label][i] = min(feat[label][i], t1 - t0)
+                    score[label][i] = min(score[label][i], t2 - t1)
+    return feat, score
+
+
 def cost(quick: bool, out: dict[str, Any], channels: int = CHANNELS) -> None:
     """Per-block minimum over interleaved repeats: feature extraction and each detector see the same load."""
     ex = build(PipelineConfig())
@@ -291,28 +329,7 @@ def cost(quick: bool, out: dict[str, Any], channels: int = CHANNELS) -> None:
     blocks = [sig.block(s) for s in range(n)]
     frames = [_frame("cost", r.values, r.quality, names, i, float(i))
               for i, r in enumerate(ex.compute(b, FS) for b in blocks)]
-    with tempfile.TemporaryDirectory() as tmp:
-        dets = {}
-        for cfgs, label in [([c], c.model_name) for c in _model_cfgs()] + [(_model_cfgs(), "all3")]:
-            det = build_detector(cfgs, names, Path(tmp) / label, baseline=BaselineConfig(commission_blocks=n // 2))
-            for f in frames:
-                det.score(f)  # commissions, then scores: state now steady
-            dets[label] = det
-        # Per detector, the feature time of the very pairs its scores were timed in: both sides get the
-        # minimum over the same number of samples, on the same blocks, with the same clock.
-        feat = {label: np.full(n, np.inf) for label in dets}
-        score = {label: np.full(n, np.inf) for label in dets}
-        clock = time.perf_counter
-        for _ in range(reps):
-            for i, (b, f) in enumerate(zip(blocks, frames, strict=True)):
-                for label, det in dets.items():  # each score right after a feature extraction, as in service
-                    t0 = clock()
-                    ex.compute(b, FS)
-                    t1 = clock()
-                    det.score(f)
-                    t2 = clock()
-                    feat[label][i] = min(feat[label][i], t1 - t0)
-                    score[label][i] = min(score[label][i], t2 - t1)
+    feat, score = _time_scoring(ex, [[b] for b in blocks], frames, reps, many=False)
     out[f"{pre}_feature_ms_per_block"] = round(float(np.mean([t.mean() for t in feat.values()])) * 1e3, 3)
     for label, t in score.items():
         out[f"{pre}_{label}_ms_per_block"] = round(float(t.mean()) * 1e3, 3)
@@ -335,27 +352,7 @@ def cost_batch(quick: bool, out: dict[str, Any], machines: int = 10, channels: i
     blocks = [[sig.block(s) for sig in sigs] for s in range(n)]
     frames = [[_frame(f"m{m}", r.values, r.quality, names, s, float(s))
                for m, r in enumerate(ex.compute(b, FS) for b in batch)] for s, batch in enumerate(blocks)]
-    with tempfile.TemporaryDirectory() as tmp:
-        dets = {}
-        for cfgs, label in [([c], c.model_name) for c in _model_cfgs()] + [(_model_cfgs(), "all3")]:
-            det = build_detector(cfgs, names, Path(tmp) / label, baseline=BaselineConfig(commission_blocks=n // 2))
-            for fr in frames:
-                det.score_many(fr)  # commissions, then scores: state now steady
-            dets[label] = det
-        feat = {label: np.full(n, np.inf) for label in dets}
-        score = {label: np.full(n, np.inf) for label in dets}
-        clock = time.perf_counter
-        for _ in range(reps):
-            for i in range(n):
-                for label, det in dets.items():
-                    t0 = clock()
-                    for b in blocks[i]:
-                        ex.compute(b, FS)
-                    t1 = clock()
-                    det.score_many(frames[i])
-                    t2 = clock()
-                    feat[label][i] = min(feat[label][i], t1 - t0)
-                    score[label][i] = min(score[label][i], t2 - t1)
+    feat, score = _time_scoring(ex, blocks, frames, reps, many=True)
     out[f"{pre}_feature_ms_per_block"] = round(float(np.mean([t.mean() for t in feat.values()])) * 1e3 / machines, 3)
     for label, t in score.items():
         out[f"{pre}_{label}_ms_per_block"] = round(float(t.mean()) * 1e3 / machines, 4)
