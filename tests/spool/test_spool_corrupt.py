@@ -26,6 +26,18 @@ def _fill(path: Path, n: int = 50) -> str:
     return epoch
 
 
+def _page_size(path: Path) -> int:
+    """The file's page size, from its SQLite header (32 KiB for new spool files)."""
+    return int.from_bytes(path.read_bytes()[16:18], "big")
+
+
+def _flip_byte_inside(path: Path, marker: bytes, at: int = 1000) -> None:
+    """Flip one byte ``at`` bytes into the first copy of ``marker`` in the file (inside a blob)."""
+    data = bytearray(path.read_bytes())
+    data[data.index(marker) + at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_garbage_header_is_quarantined_with_unknown_count_gap(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "s.db"
     old = _fill(path)
@@ -49,7 +61,7 @@ def test_damaged_btree_is_quarantined_and_salvaged_counts_reported(tmp_path: Pat
     path = tmp_path / "s.db"
     old = _fill(path, n=200)
     size = path.stat().st_size
-    page = int.from_bytes(path.read_bytes()[16:18], "big")  # the file's page size (32 KiB for new files)
+    page = _page_size(path)
     with open(path, "r+b") as f:  # trash one page near the end: a records leaf or index page
         f.seek(size - 3 * page)
         f.write(b"\xa5" * page)
@@ -117,7 +129,7 @@ def test_quarantined_file_stays_readable_for_forensics(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     old = _fill(path, n=200)
     size = path.stat().st_size
-    page = int.from_bytes(path.read_bytes()[16:18], "big")
+    page = _page_size(path)
     with open(path, "r+b") as f:
         f.seek(size - 3 * page)
         f.write(b"\x00\xff" * (page // 2))
@@ -134,7 +146,7 @@ def test_damage_found_during_operation_is_quarantined_and_spool_goes_on(tmp_path
     path = tmp_path / "s.db"
     old = _fill(path, n=300)
     size = path.stat().st_size
-    page = int.from_bytes(path.read_bytes()[16:18], "big")
+    page = _page_size(path)
     rng = random.Random(seed)
     with open(path, "r+b") as f:
         for _ in range(4):  # trash whole pages past the schema pages
@@ -167,10 +179,7 @@ def test_damaged_blob_bytes_fail_the_crc_and_become_a_gap(tmp_path: Path) -> Non
     # different ts: three 1-record segments, each with its own CRC
     s.append_many([(F, "features", b"a" * 100, 0.0), (F, "features", marker, 1.0), (F, "features", b"c" * 100, 2.0)])
     s.close()  # checkpointed into the main file
-    data = bytearray(path.read_bytes())
-    at = data.index(marker)
-    data[at + 1000] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _flip_byte_inside(path, marker)
     s = open_spool(path)  # quick_check passes: the b-tree is intact
     assert s.stats()["quarantined"] == 0
     assert not s.integrity_check()  # the full check includes CRCs
@@ -192,9 +201,7 @@ def test_damaged_segment_is_dropped_whole_and_every_record_counted(tmp_path: Pat
                    (F, "features", b"d" * 100, 5.0)])  # 1..3 one segment, 4 another
     assert s.stats()["segments"] == 2
     s.close()
-    data = bytearray(path.read_bytes())
-    data[data.index(marker) + 1000] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _flip_byte_inside(path, marker)
     s = open_spool(path)
     assert [r.seq for r in s.pending("a") if r.stream == F] == [4]
     (g,) = [g for g in gaps(s) if g.stream == F]
