@@ -179,9 +179,11 @@ from .. import config as _config  # noqa: F401  (import order, see above)
 from .config import SpoolConfig
 from .errors import SpoolCorrupt, SpoolDiskFull
 from .gaps import gap_stream
+from .pipeline import Admission
 from .spool import FORMAT_VERSION, KINDS, Spool, SpoolRow
 
 __all__ = [
+    "Admission",
     "FORMAT_VERSION",
     "KINDS",
     "Spool",

@@ -12,11 +12,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import SpoolError
 from .config import SpoolConfig
 from .errors import SpoolCorrupt, SpoolDiskFull
+
+if TYPE_CHECKING:
+    from .pipeline import GroupCommitter
 
 __all__ = ["INSERT", "KINDS", "UPSERT_STREAM", "SpoolBase", "SpoolRow", "is_corruption", "recovering"]
 
@@ -96,6 +99,8 @@ class SpoolBase:
     _counters: dict[str, Any]
     _hot: dict[tuple[str, int], tuple[int, bytes]]  # (stream, seq) -> (last_seq, blob); guarded by _state
     _hot_bytes: int
+    _committer: GroupCommitter | None  # started by the first submit(); guarded by _committer_lock
+    _committer_lock: threading.Lock
 
     # implemented by the sides / the Spool; declared so each side type-checks on its own
     def _recover(self, exc: SpoolCorrupt) -> SpoolCorrupt:

@@ -37,6 +37,10 @@ class SpoolConfig:
         32 << 20, "The newest admitted segments kept in memory (up to this many bytes) so uplinks send "
         "them without reading them back from SQLite; 0 turns the cache off")
 
+    submit_pending_bytes: ByteSize = opt(
+        8 << 20, "Pipelined admission (Spool.submit): bytes queued for the committer thread before submit "
+        "blocks; everything queued while a commit is in flight is committed in the next transaction")
+
     def _validate(self) -> None:
         if self.max_bytes < 1:
             raise ConfigError("max_bytes", f"{self.max_bytes!r} must be >= 1 byte")
@@ -46,5 +50,7 @@ class SpoolConfig:
             raise ConfigError("segment_max_bytes", f"{self.segment_max_bytes!r} must be >= 1 byte")
         if self.delivery_cache_bytes < 0:
             raise ConfigError("delivery_cache_bytes", f"{self.delivery_cache_bytes!r} must be >= 0")
+        if self.submit_pending_bytes < 1:
+            raise ConfigError("submit_pending_bytes", f"{self.submit_pending_bytes!r} must be >= 1 byte")
         if self.prune_chunk < 1:
             raise ConfigError("prune_chunk", f"{self.prune_chunk!r} must be >= 1")

@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..codec import pack_segment
 from ..errors import SpoolError, SpoolFull
 from .base import INSERT, KINDS, UPSERT_STREAM, SpoolBase, log, recovering
 from .gaps import note_drop, take_due_gaps
+from .pipeline import Admission, GroupCommitter
 
 __all__ = ["IngestSide"]
 
@@ -45,12 +46,79 @@ class IngestSide(SpoolBase):
 
     @recovering
     def append_many(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
-        """Admit a group of records in ONE transaction (one fsync); seq or ``None`` (dropped) per item."""
+        """Admit a group of records in ONE transaction (one fsync); seq or ``None`` (dropped) per item.
+
+        Returns when committed. Earlier :meth:`submit` calls (any thread) are committed first."""
         self._check_open()
         if not items:
             return []
-        # validated, grouped into segments and encoded (and CRCed) before taking the lock, assuming
-        # every item is admitted; if the full policy drops some, _admit groups what is left again
+        self._validate(items)
+        committer = self._committer
+        if committer is not None and not committer.in_committer():
+            committer.flush()
+        return self._append_validated(items)
+
+    def submit(self, items: Sequence[tuple[str, str, bytes, float | None]],
+               done: Callable[[Admission], object] | None = None) -> Admission:
+        """Queue a group of records for the committer thread; returns an :class:`Admission` at once.
+
+        Pipelined group commit (package docstring, "Pipelined admission"): the records are admitted
+        when their transaction commits — ``Admission.result()`` gives the seqs then — together with
+        whatever else was queued meanwhile. ``ts`` ``None`` = the commit time. ``done(admission)``
+        is called in the committer thread once it is settled (committed or failed). Blocks only
+        while ``submit_pending_bytes`` are queued. Invalid items raise :class:`SpoolError` here."""
+        self._check_open()
+        nbytes = self._validate(items, allow_none_ts=True)
+        if self.cfg.full_policy == "block":
+            quota = self.cfg.max_bytes
+            need = sum(len(b) for _, k, b, _ in items if k != "gap" and self._routing[k] and len(b) <= quota)
+            if need > quota:
+                raise SpoolError(f"batch of {need} bytes exceeds the spool quota of {quota} bytes; split it")
+        adm = Admission(items, nbytes, any(t is None for _, _, _, t in items), done)
+        if not items:
+            adm._settle([], None)
+            return adm
+        with self._committer_lock:
+            self._check_open()
+            committer = self._committer
+            if committer is None:
+                committer = self._committer = GroupCommitter(
+                    self._append_validated, lambda timeout, n: self.wait_for_space(timeout, n),
+                    self.cfg.submit_pending_bytes, min(self.cfg.segment_max_bytes, self.cfg.max_bytes),
+                    f"spool-commit:{self.path.name}")
+        return committer.submit(adm)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every :meth:`submit` so far is settled (committed or failed); False on timeout."""
+        committer = self._committer
+        return True if committer is None else committer.flush(timeout)
+
+    @staticmethod
+    def _validate(items: Sequence[tuple[str, str, Any, Any]], allow_none_ts: bool = False) -> int:
+        """Check every item's stream, kind, blob type (and ts); returns the blob bytes."""
+        nbytes = 0
+        for stream, kind, blob, ts in items:
+            if type(stream) is not str or not stream:
+                if not isinstance(stream, str) or not stream:
+                    raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
+            if kind not in KINDS:
+                raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
+            if type(blob) is not bytes and not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
+            if type(ts) is not float and not (ts is None and allow_none_ts):
+                try:
+                    float(ts)
+                except (TypeError, ValueError):
+                    raise SpoolError(f"ts must be a unix time in seconds, got {ts!r}") from None
+            nbytes += len(blob)
+        return nbytes
+
+    @recovering
+    def _append_validated(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
+        """``append_many`` after validation: one transaction (the committer thread calls this too)."""
+        self._check_open()
+        # grouped into segments and encoded (and CRCed) before taking the lock, assuming every item
+        # is admitted; if the full policy drops some, _admit groups what is left again
         plan = self._plan(items)
         with self._ingest_lock:
             self._check_open()
@@ -70,7 +138,7 @@ class IngestSide(SpoolBase):
                 raise
 
     def _plan(self, items: Sequence[tuple[str, str, bytes, float]]) -> _Plan:
-        """Validate ``items`` and build their segments as if every one were admitted.
+        """Build the segments of validated ``items`` as if every one were admitted.
 
         One pass: per stream, a run continues while the kind and ts stay the same, the seqs stay
         consecutive and the run stays within ``segment_max_bytes`` (the rule of :meth:`_segments`)."""
@@ -82,13 +150,6 @@ class IngestSide(SpoolBase):
         fits_all = True
         quota_bytes = 0
         for i, (stream, kind, blob, ts) in enumerate(items):
-            if type(stream) is not str or not stream:
-                if not isinstance(stream, str) or not stream:
-                    raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
-            if kind not in KINDS:
-                raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
-            if not isinstance(blob, (bytes, bytearray, memoryview)):
-                raise SpoolError(f"blob must be bytes, got {type(blob).__name__}")
             rank = seqs.get(stream, 0) + 1
             seqs[stream] = rank
             ranks.append(rank)

@@ -64,6 +64,8 @@ class Spool(IngestSide, DeliverySide):
         self._blocked_need = 0
         self._hot: dict[tuple[str, int], tuple[int, bytes]] = {}
         self._hot_bytes = 0
+        self._committer = None
+        self._committer_lock = threading.Lock()
         self._counters: dict[str, Any] = {
             "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gaps": 0,
             "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {},
@@ -272,7 +274,14 @@ class Spool(IngestSide, DeliverySide):
         return not problems
 
     def close(self) -> None:
-        """Seal open gaps and close both connections (idempotent; never raises on SQLite errors)."""
+        """Commit what was submitted, seal open gaps and close both connections (idempotent; never
+        raises on SQLite errors). Under ``block`` with no space, submissions still queued after
+        ``busy_timeout`` s fail with :class:`SpoolError` (logged)."""
+        with self._committer_lock:
+            committer = self._committer
+            self._committer = None
+        if committer is not None:
+            committer.close(self.cfg.busy_timeout)
         with self._delivery_lock, self._ingest_lock:
             if self._closed:
                 return
