@@ -358,19 +358,62 @@ class Gateway:
         return frame
 
     def _spool(self, records: list[Record]) -> None:
-        if not records:
-            return
-        gw = self.cfg.gateway.id
+        """Pack ``records`` and hand them to the spool (worker thread).
+
+        Pipelined (``Spool.submit``, docs/spool.md): while items wait in the queue this thread goes
+        on with the next batch as this one commits, and batches submitted during a commit share the
+        next transaction (one fsync). With the queue empty it waits until everything submitted is
+        committed, so at light load (and at shutdown) a batch is in the spool when this returns,
+        as with ``append_many``. A submission that failed is retried here synchronously."""
+        inflight = self._spool_inflight()
+        if records:
+            gw = self.cfg.gateway.id
+            rows: list[tuple[str, str, bytes, float | None]] = []
+            for r in records:
+                kind = kind_of(r)
+                asset = gw if kind in ("event", "gap") else getattr(r, "asset", None) or getattr(r, "device", gw)
+                rows.append((f"{kind}/{asset}", kind, pack(r), None))  # ts None: the commit time
+            try:
+                inflight.append((self.spool.submit(rows, self._spool_committed), rows))
+            except SpoolError as exc:  # closed: nothing was queued
+                log.warning("spool refused a batch (%s); retrying", exc)
+                self._append_rows(rows)
+            else:
+                for _, kind, _, _ in rows:
+                    self.metrics.records.labels(kind).inc()
+                self.counts["records"] += len(rows)
+        wait = self.queue.empty()  # nothing more to do right now: be committed before returning
+        while inflight and (wait or inflight[0][0].done()):
+            admission, rows = inflight.popleft()
+            try:
+                admission.result()
+            except SpoolError as exc:
+                self.metrics.errors.labels(type(exc).__name__).inc()
+                self.counts["records"] -= len(rows)
+                log.warning("spool refused a batch (%s); retrying", exc)
+                self._append_rows(rows)
+
+    def _spool_inflight(self) -> deque[tuple[Any, list[tuple[str, str, bytes, float | None]]]]:
+        """Submissions not yet settled by :meth:`_spool` (oldest first; worker thread only)."""
+        inflight: deque[tuple[Any, list[tuple[str, str, bytes, float | None]]]] | None
+        inflight = self.__dict__.get("_spool_pending")
+        if inflight is None:
+            inflight = self.__dict__["_spool_pending"] = deque()
+        return inflight
+
+    def _spool_committed(self, _admission: Any) -> None:
+        """Committer thread: a submission is in the spool (or failed): wake the uplinks."""
+        for uplink in self.uplinks.values():
+            uplink.notify()
+
+    def _append_rows(self, rows: list[tuple[str, str, bytes, float | None]]) -> None:
+        """Admit ``rows`` synchronously, waiting under back-pressure and retrying failures."""
         now = time.time()
-        rows = []
-        for r in records:
-            kind = kind_of(r)
-            asset = gw if kind in ("event", "gap") else getattr(r, "asset", None) or getattr(r, "device", gw)
-            rows.append((f"{kind}/{asset}", kind, pack(r), now))
+        items = [(stream, kind, blob, now if ts is None else ts) for stream, kind, blob, ts in rows]
         failures = 0
         while True:
             try:
-                self.spool.append_many(rows)
+                self.spool.append_many(items)
                 break
             except SpoolFull:
                 # back-pressure: the worker waits, the queue fills, the connectors slow down
