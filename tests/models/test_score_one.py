@@ -21,7 +21,8 @@ ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 
 
 def _stream(seed: int) -> list[FeatureFrame]:
-    """Two assets; pumpB/ch1 develops a fault (raise, escalate in zone C, clear); a few NaN/BAD rows."""
+    """Two assets; pumpB/ch1 develops a fault (raise, escalate in zone C, clear); a few NaN/BAD rows, two
+    blocks with z-scores beyond the clip."""
     rng = np.random.default_rng(seed)
     frames = []
     for t in range(90):
@@ -38,6 +39,8 @@ def _stream(seed: int) -> list[FeatureFrame]:
                 v[0, NAMES.index("rms")] = np.nan
             if asset == "pumpA" and t % 13 == 7:
                 q[1] = Quality.BAD
+            if asset == "pumpA" and t in (70, 71):
+                v[0, NAMES.index("kurtosis")] *= 1e7  # z-scores beyond the clip (+-1e4)
             frames.append(frame(v, asset=asset, seq=t, quality=q))
     return frames
 
