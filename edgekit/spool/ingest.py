@@ -83,10 +83,20 @@ class IngestSide(SpoolBase):
             committer = self._committer
             if committer is None:
                 committer = self._committer = GroupCommitter(
-                    self._append_validated, lambda timeout, n: self.wait_for_space(timeout, n),
+                    self._append_submitted, lambda timeout, n: self.wait_for_space(timeout, n),
                     self.cfg.submit_pending_bytes, min(self.cfg.segment_max_bytes, self.cfg.max_bytes),
                     f"spool-commit:{self.path.name}")
-        return committer.submit(adm)
+        committer.submit(adm)
+        with self._state:
+            self._counters["submissions"] += 1
+        return adm
+
+    def _append_submitted(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
+        """The committer's transaction: ``append_many``'s, counted."""
+        seqs = self._append_validated(items)
+        with self._state:
+            self._counters["submit_transactions"] += 1
+        return seqs
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every :meth:`submit` so far is settled (committed or failed); False on timeout."""

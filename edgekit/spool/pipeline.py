@@ -108,8 +108,6 @@ class GroupCommitter:
         self._busy = False
         self._closing = False
         self._close_deadline = float("inf")
-        self.transactions = 0
-        self.submissions = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -123,7 +121,6 @@ class GroupCommitter:
                 raise SpoolError("spool is closed")
             self._queue.append(adm)
             self._queued_bytes += adm.nbytes
-            self.submissions += 1
             self._cond.notify_all()
         return adm
 
@@ -200,7 +197,6 @@ class GroupCommitter:
             except BaseException as exc:  # settled into the submissions, never lost
                 self._fail(group, exc)
                 return
-            self.transactions += 1
             start = 0
             for adm in group:
                 end = start + len(adm.items)

@@ -68,7 +68,7 @@ class Spool(IngestSide, DeliverySide):
         self._committer_lock = threading.Lock()
         self._counters: dict[str, Any] = {
             "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gaps": 0,
-            "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {},
+            "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {}, "submissions": 0, "submit_transactions": 0,
         }
         self.epoch = ""
         self._ingest, self._delivery = self._open()

@@ -6,17 +6,19 @@ prints ``<stream> <seq> <seq> …`` after ``append_many`` returned (i.e. after t
 write() of < PIPE_BUF bytes, so lines never interleave or tear). Uplink "a" acks now and then, so
 kills also land in ack/prune transactions. When the child dies (the test SIGKILLs it) the zygote
 prints ``dead <status>``. Forking keeps 20 kills cheap: importing edgekit costs seconds here.
+Odd seeds use pipelined admission instead (``submit_forever``): lines come from the commit callback.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sys
 import traceback
 from pathlib import Path
 
-from edgekit.spool import Spool, SpoolConfig
+from edgekit.spool import Admission, Spool, SpoolConfig
 
 ROUTES = {"a": ("features", "gap"), "b": ("features", "points", "gap")}
 
@@ -38,13 +40,38 @@ def append_forever(path: Path, seed: int) -> None:
             spool.ack("a", stream, max(1, (seqs[-1] or 1) // 2))
 
 
+def submit_forever(path: Path, seed: int) -> None:
+    """Pipelined: groups go through ``Spool.submit``; each line is printed by the commit callback.
+
+    Every blob is ``SUB:<seed>:<group>:<index>/<size>:`` + padding, so the test can check that each
+    group is stored whole or not at all (a kill with groups queued or mid-transaction)."""
+    rng = random.Random(seed)
+    spool = Spool(path, SpoolConfig(synchronous="full", reserve_free_bytes=0, submit_pending_bytes=64 << 10), ROUTES)
+    _say("ready")
+
+    def committed(adm: Admission) -> None:
+        seqs = adm.result()
+        stream = adm.items[0][0]
+        _say(" ".join([stream, *(str(q) for q in seqs)]))
+        if stream == "features/m1" and rng.random() < 0.3:
+            spool.ack("a", stream, max(1, (seqs[-1] or 1) // 2))
+
+    for group in itertools.count():
+        stream = rng.choice(["features/m1", "points/d1"])
+        n = rng.randint(1, 20)
+        items = [(stream, stream.split("/")[0], f"SUB:{seed}:{group}:{i}/{n}:".encode() + rng.randbytes(rng.randint(10, 3000)),
+                  None) for i in range(n)]
+        spool.submit(items, committed)
+
+
 def main() -> None:
     path = Path(sys.argv[1])
     for line in sys.stdin:
         pid = os.fork()
         if pid == 0:
             try:
-                append_forever(path, int(line))
+                seed = int(line)
+                (submit_forever if seed % 2 else append_forever)(path, seed)
             except BaseException:
                 traceback.print_exc()
             os._exit(1)

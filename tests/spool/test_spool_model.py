@@ -1,5 +1,9 @@
-"""Model-based test: random append / append_many / ack / crash-reopen / corrupt sequences on a tiny quota,
-checked after every step against an in-memory model of what the spool must hold.
+"""Model-based test: random append / append_many / submit / ack / crash-reopen / corrupt sequences on a
+tiny quota, checked after every step against an in-memory model of what the spool must hold.
+
+``submit`` queues several groups while a commit is held "in flight" (they commit together);
+``crash_with_submissions_queued`` copies the files as a kill would leave them while groups wait for
+their commit: the reopened copy must hold none of their records (admitted = committed).
 
 Records admitted together are stored as segments (runs of one stream); the model checks both views:
 ``pending`` (one row per record) and ``pending_segments`` (what an uplink sends). The model knows, per
@@ -15,11 +19,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from spool_helpers import ROUTES
 
 from edgekit.codec import GapRecord, segment_blobs, unpack
@@ -68,6 +73,36 @@ class SpoolModel(RuleBasedStateMachine):
         except SpoolFull:
             assert self.cfg.full_policy == "block"
             return
+        self._note(batch, got)
+
+    def _submitted(self, groups: list[list[tuple[str, int]]]) -> list[list[tuple[str, str, bytes, None]]]:
+        return [[(s, STREAMS[s], bytes([(self.last[s] + g) % 251]) * n, None) for s, n in items]
+                for g, items in enumerate(groups)]
+
+    @precondition(lambda self: self.cfg.full_policy != "block")  # block waits in the committer for acks
+    @rule(groups=st.lists(st.lists(st.tuples(st.sampled_from(sorted(STREAMS)), st.integers(1, 150)),
+                                   min_size=1, max_size=4), min_size=1, max_size=4))
+    def submit(self, groups: list[list[tuple[str, int]]]) -> None:
+        """Pipelined admission: queued while a commit is in flight, then committed together."""
+        batches = self._submitted(groups)
+        with self.spool._ingest_lock:
+            admissions = [self.spool.submit(b) for b in batches]
+        for batch, adm in zip(batches, admissions, strict=True):
+            self._note(batch, adm.result(10))
+
+    @precondition(lambda self: self.cfg.full_policy != "block")
+    @rule(groups=st.lists(st.lists(st.tuples(st.sampled_from(sorted(STREAMS)), st.integers(1, 150)),
+                                   min_size=1, max_size=3), min_size=1, max_size=3))
+    def crash_with_submissions_queued(self, groups: list[list[tuple[str, int]]]) -> None:
+        """A crash while submissions wait for their commit: none of their records may be in the file."""
+        with self.spool._ingest_lock:
+            admissions = [self.spool.submit(b) for b in self._submitted(groups)]
+            target = self._copy_as_killed()
+        for adm in admissions:
+            adm.result(10)  # committed in the file the "crash" left behind, not in the copy
+        self._reopen(target)
+
+    def _note(self, batch: Sequence[tuple[str, str, bytes, float | None]], got: list[int | None]) -> None:
         for (stream, kind, blob, _), seq in zip(batch, got, strict=True):
             self.last[stream] += 1
             want = self.last[stream]
@@ -120,6 +155,9 @@ class SpoolModel(RuleBasedStateMachine):
 
     def crash_and_reopen(self) -> None:
         """Copy the files as a kill would leave them (every call has returned), reopen the copy."""
+        self._reopen(self._copy_as_killed())
+
+    def _copy_as_killed(self) -> Path:
         self.generation += 1
         target = self.dir / f"g{self.generation}" / "spool.db"
         target.parent.mkdir()
@@ -127,6 +165,9 @@ class SpoolModel(RuleBasedStateMachine):
             src = Path(f"{self.path}{suffix}")
             if src.exists():
                 shutil.copyfile(src, f"{target}{suffix}")
+        return target
+
+    def _reopen(self, target: Path) -> None:
         self.spool.close()
         self.path = target
         self.spool = Spool(self.path, self.cfg, ROUTES)

@@ -1,9 +1,11 @@
 """SIGKILL at random points (often inside a commit's fsync): every seq reported committed survives.
 
 A child process appends groups with ``synchronous=FULL`` and prints each group's seqs only after the
-commit returned; the test kills it with SIGKILL after a random delay, 20 times on the same file
+commit returned (``append_many``; every other child: ``submit``, printed by the commit callback, with
+groups still queued or mid-transaction when it dies); the test kills it with SIGKILL after a random delay, 20 times on the same file
 (children are forked from one zygote process, see ``spool_appender.py``). Then: every printed seq
-is still pending, seqs were never reused across restarts, and the integrity check passes.
+is still pending, seqs were never reused across restarts, every submitted group is stored whole or
+not at all, no record twice, and the integrity check passes.
 """
 
 from __future__ import annotations
@@ -66,8 +68,21 @@ def test_sigkill_20_times_loses_no_committed_seq(tmp_path: Path) -> None:
         stored: dict[str, set[int]] = {"features/m1": set(), "points/d1": set()}
         for row in spool.pending("b", limit=10_000_000, max_bytes=1 << 40):
             stored[row.stream].add(row.seq)
+        groups: dict[tuple[str, str], set[int]] = {}
+        for row in spool.pending("b", limit=10_000_000, max_bytes=1 << 40):
+            stored[row.stream].add(row.seq)
+            if row.blob.startswith(b"SUB:"):  # a submitted record
+                _, seed, group, index, _ = row.blob.split(b":", 4)
+                i, n = index.split(b"/")
+                members = groups.setdefault((f"{seed.decode()}:{group.decode()}", n.decode()), set())
+                assert int(i) not in members, f"record {row.blob[:20]!r} stored twice"
+                members.add(int(i))
         for stream, seqs in committed.items():
             missing = set(seqs) - stored[stream]
             assert not missing, f"{stream}: committed seqs lost after SIGKILL: {sorted(missing)[:10]}"
+        # a submitted group is stored whole or not at all: never half of a transaction
+        assert len(groups) > 20, "the pipelined children barely committed anything"
+        for (group, n), members in groups.items():
+            assert members == set(range(int(n))), f"group {group}: only {len(members)} of {n} records stored"
     finally:
         spool.close()
