@@ -83,6 +83,27 @@ FAST`` — bytes of pruned records are zeroed where SQLite rewrites the page any
 freed whole keeps its old bytes until it is reused (no extra write per pruned record; the spool
 file is not a place to rely on for erasure).
 
+Pipelined admission (``submit``; code and full contract: ``pipeline.py``)
+------------------------------------------------------------------------
+:meth:`Spool.submit` queues a group for the spool's committer thread and returns an
+:class:`Admission` at once; ``Admission.result()`` gives the seqs after the COMMIT (or raises what
+failed the transaction); an optional ``done(admission)`` callback runs in the committer thread
+then (the runtime wakes its uplinks there). **A submitted record is admitted only when its
+transaction commits**: until then it has no seq and is like an item still in the caller's memory
+— a crash loses exactly the queued and in-flight submissions, never a committed one, and never part
+of a submission (each is all or nothing, in one transaction). Submissions are admitted in
+submission order, with the same rules as ``append_many`` (seqs, full policy decided record by
+record in that order, quota, gaps, segments). Adaptive group commit: the committer takes
+everything queued — up to ``segment_max_bytes`` per transaction, at least one submission — so at
+light load each submission commits alone at once (no linger), and under load the submissions
+queued during one commit share the next (one fsync for all; records of one stream and kind with
+``ts`` ``None`` — stamped with the commit time — form one segment across submissions). Memory is
+bounded: ``submit`` blocks while ``submit_pending_bytes`` are queued. Under ``block`` the
+committer itself waits for space (the submitter feels it as ``submit`` blocking); ``SpoolFull``
+is never raised to a submitter. ``append_many`` first waits for earlier submissions (so one
+thread's calls stay in order). ``close`` commits what is queued (under ``block`` without space:
+at most ``busy_timeout``, then the rest fails with :class:`~edgekit.errors.SpoolError`, logged).
+
 Full policy (``max_bytes`` quota on stored blob bytes, ``reserve_free_bytes`` of free disk)
 ------------------------------------------------------------------------------------------
 The quota counts the stored records' own blob lengths (``sum(size)``; a stacked segment's blob is
@@ -156,7 +177,8 @@ before the open is read from the file and CRC-checked. ``delivery_cache_bytes = 
 Threads
 -------
 Two SQLite connections, each with its own lock: the *ingest* connection (``append``,
-``append_many``, sealing gaps, ``wait_for_space``) used by the pipeline worker thread, and the
+``append_many``, sealing gaps, ``wait_for_space``) used by the pipeline worker thread (or, for
+``submit``, by the spool's committer thread ``spool-commit:<file name>``), and the
 *delivery* connection (``pending``, ``ack``, ``first_unacked``, ``backlog``, ``prune``,
 ``integrity_check``) used by the asyncio loop thread. WAL lets delivery read while ingest commits;
 the two writers take turns on the ingest lock (``ack`` and ``prune`` hold it for their short write
@@ -170,6 +192,7 @@ waiting to seal due gaps, and waiting only to drop rows that failed their CRC).
 
 Code: ``schema.py`` (DDL, open/check/quarantine/salvage), ``gaps.py`` (open gaps and sealing),
 ``base.py`` (shared state, error translation), ``ingest.py`` (admission and the full policy),
+``pipeline.py`` (``submit``: the committer thread and :class:`Admission`),
 ``delivery.py`` (paging, acks, pruning), ``spool.py`` (the :class:`Spool`: open, recover, close).
 """
 
