@@ -112,20 +112,29 @@ class _Asset:
     baseline: Baseline | None = None
     learner: BaselineLearner | None = None
     warned: bool = False
-    # per model: (model sha256, the baseline it was calibrated on, threshold)
-    thresholds: dict[str, tuple[str, Baseline | None, Threshold | None]] = field(default_factory=dict)
+    # per model: (model sha256, the baseline it was calibrated on, threshold, the threshold as float32:
+    # scores are float32 and numpy compares them with a Python float in float32)
+    thresholds: dict[str, tuple[str, Baseline | None, Threshold | None, float]] = field(default_factory=dict)
     banks: dict[str, AlarmBank] = field(default_factory=dict)
     # per input-column set of the one-frame path: (baseline, channels, location, 1/scale) of those columns
     inputs: dict[tuple[int, ...], tuple[Baseline, tuple[str, ...], F32, F32]] = field(default_factory=dict)
 
 
-class _Group(NamedTuple):
-    """Models that read the same columns the same way: the one-frame path builds their input once."""
+class _Group:
+    """Models that read the same columns the same way: the one-frame path builds their input once.
 
-    columns: npt.NDArray[np.intp]
-    key: tuple[int, ...]
-    normalised: bool  # normalise == "baseline"
-    slots: tuple[int, ...]
+    ``bound``: per row count, the input buffer and each model's bound run (``Scorer.bind``; None where
+    binding failed) with its output buffer, reused by every frame of that many rows.
+    """
+
+    __slots__ = ("bound", "columns", "key", "normalised", "slots")
+
+    def __init__(self, key: tuple[int, ...], normalised: bool, slots: tuple[int, ...]) -> None:
+        self.columns = np.asarray(key, np.intp)
+        self.key = key
+        self.normalised = normalised  # normalise == "baseline"
+        self.slots = slots
+        self.bound: dict[int, tuple[F32, list[tuple[Callable[[], object], F32] | None]]] = {}
 
 
 class Detector:
@@ -246,10 +255,15 @@ class Detector:
 
     def _threshold(self, st: _Asset, slot: _Slot, base: Baseline | None) -> Threshold | None:
         """The threshold of ``slot`` on this asset with baseline ``base``; cached per model file and baseline."""
-        key = slot.scorer.info.sha256
         hit = st.thresholds.get(slot.name)
-        if hit is not None and hit[0] == key and hit[1] is base:
-            return hit[2]
+        if hit is None or hit[0] != slot.scorer.info.sha256 or hit[1] is not base:
+            hit = self._calibrate(st, slot, base)
+        return hit[2]
+
+    def _calibrate(
+        self, st: _Asset, slot: _Slot, base: Baseline | None
+    ) -> tuple[str, Baseline | None, Threshold | None, float]:
+        key = slot.scorer.info.sha256
         cfg, info = slot.cfg, slot.scorer.info
         healthy = self._healthy_scores(base, slot) if base is not None else None
         centre = float(np.nanmedian(healthy)) if healthy is not None and np.isfinite(healthy).sum() else 0.0
@@ -264,8 +278,8 @@ class Detector:
                 thr = Threshold(value, med, "baseline")
         elif info.threshold is not None:
             thr = Threshold(info.threshold, min(centre, info.threshold), "model")
-        st.thresholds[slot.name] = (key, base, thr)
-        return thr
+        hit = st.thresholds[slot.name] = (key, base, thr, float(np.float32(thr.value)) if thr is not None else 0.0)
+        return hit
 
     def _healthy_scores(self, base: Baseline, slot: _Slot) -> F32:
         info = slot.scorer.info
@@ -286,7 +300,8 @@ class Detector:
         Raises what scoring raised (e.g. PipelineError for a frame whose feature names differ).
         """
         with self._lock:
-            reload_events = self._reload_due()
+            now = self._clock()
+            reload_events = self._reload_due(now) if now >= self._next_reload else []
             one = self._score_one(frame)
             if one is None:
                 (scored, events, error), = self._score_locked((frame,))
@@ -308,7 +323,8 @@ class Detector:
         ``error`` set and leaves no trace in any state (no commissioning, no alarm window).
         """
         with self._lock:
-            reload_events = self._reload_due()
+            now = self._clock()
+            reload_events = self._reload_due(now) if now >= self._next_reload else []
             one = self._score_one(frames[0]) if len(frames) == 1 else None
             results = [Scored(one[0], one[1], None)] if one is not None else self._score_locked(frames)
         if reload_events:
@@ -326,8 +342,7 @@ class Detector:
         for j, slot in enumerate(self._slots):
             info = slot.scorer.info
             groups.setdefault((info.normalise == "baseline", tuple(slot.scorer.columns.tolist())), []).append(j)
-        return tuple(_Group(np.asarray(key, np.intp), key, normalised, tuple(js))
-                     for (normalised, key), js in groups.items())
+        return tuple(_Group(key, normalised, tuple(js)) for (normalised, key), js in groups.items())
 
     def _score_one(self, frame: FeatureFrame) -> tuple[FeatureFrame, list[Event]] | None:
         """The common case of one frame, without the batch bookkeeping; None when it does not apply.
@@ -339,8 +354,9 @@ class Detector:
         elements (normalising only the model's columns instead of all), the same run of the same rows.
         Each numpy call costs a few us right after feature extraction (cold caches), so this path makes
         as few as it can: per input-column set one take, two in-place ufuncs and one ``vdot`` (which
-        shows the clip and the finiteness check are no-ops), per model one run, one concatenate for the
-        scored frame.
+        shows the clip and the finiteness check are no-ops), per model one run bound to reused buffers
+        (``Scorer.bind``, from the second frame of a row count on), one concatenate for the scored frame,
+        and a quiet block's threshold check in Python on the few scores.
         """
         if not self._one_ok or (frame.names is not self.feature_names and frame.names != self.feature_names):
             return None
@@ -354,9 +370,13 @@ class Detector:
             return None
         slots = self._slots
         cols: list[F32] = [values]
-        runs: list[tuple[_Slot, F32, F32, _Group]] = []
+        runs: list[tuple[_Slot, F32, F32, _Group]] = []  # (slot, its input rows, its (n, 1) scores, group)
         for group in self._groups:
-            x = values.take(group.columns, axis=1)
+            entry = group.bound.get(n)
+            if entry is None:
+                x = values.take(group.columns, axis=1)
+            else:  # the bound runs' input buffer ("clip": no bounds check buffering; indices are valid)
+                x = values.take(group.columns, 1, entry[0], "clip")
             if group.normalised:
                 hit = st.inputs.get(group.key)
                 if hit is None or hit[0] is not base or hit[1] != frame.channels:
@@ -376,31 +396,49 @@ class Detector:
                 # overflows just takes the general path.
                 if not _isfinite(_sum(x, None)):
                     return None
-            for j in group.slots:
+            for k, j in enumerate(group.slots):
                 slot = slots[j]
+                bound = entry[1][k] if entry is not None else None
                 try:
-                    raw = slot.scorer.run(x)
+                    if bound is not None:
+                        bound[0]()
+                        col = bound[1]
+                    else:
+                        col = slot.scorer.run(x).reshape(n, 1)
                 except Exception:  # onnxruntime's own errors: the general path reports them per frame
                     return None
-                runs.append((slot, x, raw, group))
+                runs.append((slot, x, col, group))
+            if entry is None:  # this row count is new: bind its runs to x from the next frame on
+                if len(group.bound) >= 8:
+                    group.bound.clear()
+                group.bound[n] = (x, [slots[j].scorer.bind(x) for j in group.slots])
         # The scored frame: features, then (several models) the first model's score again, then each.
         if len(runs) > 1:
-            cols.append(runs[0][2].reshape(n, 1))
-        cols += [raw.reshape(n, 1) for _, _, raw, _ in runs]
+            cols.append(runs[0][2])
+        cols += [col for _, _, col, _ in runs]
         out = np.concatenate(cols, axis=1)
         events: list[Event] = []
-        for slot, x, scores, group in runs:
-            thr = self._threshold(st, slot, base)
+        for slot, x, col, group in runs:
+            hit_thr = st.thresholds.get(slot.name)
+            if hit_thr is None or hit_thr[0] != slot.scorer.info.sha256 or hit_thr[1] is not base:
+                hit_thr = self._calibrate(st, slot, base)
+            thr = hit_thr[2]
             if thr is None:
                 continue
             bank = st.banks.get(slot.name)
-            if (bank is not None and not bank.any_active and bank.channels == frame.channels
-                    and True not in np.greater_equal(scores, thr.value).tolist()):
-                bank.quiet()
-            else:
-                zsel = x if group.normalised else base.normalise(values, frame.names, frame.channels).take(
-                    group.columns, axis=1)
-                events.extend(self._alarms(st, slot, thr, frame, scores, zsel))
+            if bank is not None and not bank.any_active and bank.channels == frame.channels:
+                # No score at or above the threshold (compared in float32, as numpy does): quiet block.
+                # NaN compares False.
+                at = hit_thr[3]
+                for (v,) in col.tolist():
+                    if v >= at:
+                        break
+                else:
+                    bank.quiet()
+                    continue
+            zsel = x if group.normalised else base.normalise(values, frame.names, frame.channels).take(
+                group.columns, axis=1)
+            events.extend(self._alarms(st, slot, thr, frame, col.reshape(n), zsel))
         return _scored_frame(frame, out, self._names), events
 
     def _score_locked(self, frames: Sequence[FeatureFrame]) -> list[Scored]:
@@ -574,10 +612,7 @@ class Detector:
                            seq=frame.seq, evidence=evidence)
 
     # -- hot reload ---------------------------------------------------------------------------------
-    def _reload_due(self) -> list[Event]:
-        now = self._clock()
-        if now < self._next_reload:
-            return []
+    def _reload_due(self, now: float) -> list[Event]:
         events = self.maybe_reload(now=now)
         self._next_reload = min((s.next_check for s in self._slots if s.cfg.reload), default=float("inf"))
         return events

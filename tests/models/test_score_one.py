@@ -72,6 +72,8 @@ def test_one_frame_path_equals_general_path_bit_for_bit(tmp_path: Path) -> None:
                [(e.kind, e.source, e.message, e.severity, e.ts, e.data) for e in ev_b]
         kinds += [(e.kind, e.data["model"], bool(e.data["top_features"])) for e in ev_a
                   if e.kind is EventKind.ALARM_RAISED]
+    # Runs bound to reused buffers served the 2-row frames (from the second one on).
+    assert all(r is not None for g in fast._groups for r in g.bound[2][1])
     # The stream reaches the alarm path of every model, with evidence (z-scores) for each.
     assert {m for _, m, top in kinds if top} == {"mahalanobis", "isolation_forest", "raw"}
     for asset in ("pumpA", "pumpB"):

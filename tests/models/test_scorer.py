@@ -53,3 +53,21 @@ def test_public_session_run_is_used_when_the_pybind_session_is_absent(tmp_path: 
     fast = scorer.score(x)
     scorer._fast_run = None
     np.testing.assert_array_equal(scorer.score(x), fast)
+
+
+def test_bound_run_gives_what_run_gives_on_refilled_buffers(tmp_path: Path) -> None:
+    zoo = Path(__file__).resolve().parents[2] / "models" / "zoo"
+    rng = np.random.default_rng(5)
+    for path in (write_model(tmp_path / "m.onnx", INPUTS), zoo / "isolation_forest.onnx"):  # [batch], [batch, 1]
+        scorer = load_scorer(path, NAMES)
+        k = scorer.info.n_inputs
+        for n in (1, 2, 16):
+            buf = rng.normal(size=(n, k)).astype(np.float32)
+            bound = scorer.bind(buf)
+            assert bound is not None
+            run, out = bound
+            assert out.shape == (n, 1) and out.dtype == np.float32
+            for _ in range(3):  # refilled in place, as the detector does
+                buf[...] = rng.normal(size=(n, k)) * 3
+                run()
+                np.testing.assert_array_equal(out.reshape(n), scorer.run(buf.copy()))
