@@ -25,18 +25,21 @@ async def test_stuck_poll_loop_is_restarted(port: int) -> None:
     server = await start_tcp_server({1: {"holding_register": {0: 5}}}, port)
     connector = modbus.build(cfg(port))
     sink = CollectSink()
-    real_reader = connector.link.reader  # the poll path reads through link.reader()
+    real_bound = connector.link.bound  # the poll path reads through link.bound(): pymodbus' execute
     stuck = asyncio.Event()
 
     async def hang_once(*args: Any, **kw: Any) -> Any:
-        connector.link.reader = real_reader  # type: ignore[method-assign]
+        connector.link.bound = real_bound  # type: ignore[method-assign]
         stuck.set()
         await asyncio.Event().wait()  # a lower layer that never returns (and ignores its timeout)
+
+    def hanging(*args: Any) -> Any:
+        return tuple((hang_once, *rest) for _, *rest in real_bound(*args))
 
     try:
         async with Running(connector, sink):
             await sink.wait_for(lambda: len(sink.of("d")) >= 2)
-            connector.link.reader = lambda: hang_once  # type: ignore[method-assign]
+            connector.link.bound = hanging  # type: ignore[method-assign]
             await asyncio.wait_for(stuck.wait(), 2)
             await sink.wait_for(lambda: any(e.kind == EventKind.TASK_RESTARTED for e in sink.events), timeout=5)
             n = len(sink.of("d"))

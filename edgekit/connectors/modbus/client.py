@@ -32,6 +32,7 @@ import random
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,38 +45,36 @@ from .config import BIT_TABLES, ModbusConnectionConfig
 from .decode import compile_scan, encode_value
 from .device import ResolvedDevice, ResolvedTag, resolve_device
 from .planner import ReadPlanner, ReadRequest, split
-from .transport import READ_FC, ModbusExceptionResponse, ModbusLink, to_array
+from .transport import POLL_ERRORS, READ_FC, ModbusExceptionResponse, ModbusLink, check_payload, to_array
 from .waveform import WaveformReader
 
 __all__ = ["ModbusConnector"]
 
 log = logging.getLogger("edgekit.modbus")
 
-BISECT_CODES = (2, 3)
-_frombuffer, _F64 = np.frombuffer, np.dtype("<f8")  # illegal data address; some devices answer "illegal data value" to a long read
+BISECT_CODES = (2, 3)  # illegal data address; some devices answer "illegal data value" to a long read
+_frombuffer, _F64 = np.frombuffer, np.dtype("<f8")
+_time, _monotonic = time.time, time.monotonic
 
 
 # one read's outcome: the request, its response list (or None), its error (or None), its midpoint time
 _Result = tuple[ReadRequest, Any, EdgekitError | None, float]
 
 
-class _Layout:
-    """A poll class's batch layout, compiled once per plan: tag names in plan order (each planned
-    request fills one slice), the slice of each request (by id), the index per name, the tag count
-    per request, the scan decoder, the (scale, offset) columns (None where all 1 / all 0), whether
-    strings or deadbands need the slower paths, and the quality column of an all-good batch
-    (read-only, shared by every such batch: a consumer that tried to change it would fail loudly)."""
+class _Compiled:
+    """What a batch layout compiles from its plan, shared by every device and poll class whose plan
+    is the same (same requests over the same tags — typically many devices of one profile): tag
+    names in plan order (each planned request fills one slice), the index per name, the tag count
+    per request, the read calls, the scan decoder, the (scale, offset) columns (None where all 1 /
+    all 0), whether strings or deadbands need the slower paths, the columns' packer, and the quality
+    column of an all-good batch (read-only, shared by every such batch: a consumer that tried to
+    change it would fail loudly). Sharing keeps the poll loop's working set small."""
 
-    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "nbytes", "offset", "pack_into", "requests", "scale",
-                 "slices", "strings")
+    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "nbytes", "offset", "pack_into",
+                 "scale", "stamps", "strings")
 
     def __init__(self, reqs: list[ReadRequest]) -> None:
-        names: list[str] = []
-        self.slices: dict[int, slice] = {}
-        for r in reqs:
-            self.slices[id(r)] = slice(len(names), len(names) + len(r.tags))
-            names += [t.name for t in r.tags]
-        self.requests = reqs
+        names = [t.name for r in reqs for t in r.tags]
         self.calls = tuple((READ_FC[r.table], r.start, r.count) for r in reqs)
         self.names = tuple(names)
         self.index = {nm: i for i, nm in enumerate(names)}
@@ -93,6 +92,40 @@ class _Layout:
         self.nbytes = 24 * len(names)
         self.good = np.zeros(len(names), dtype=np.uint8)
         self.good.flags.writeable = False
+        self.stamps = _stamps(self.counts)
+
+
+def _stamps(counts: tuple[int, ...]) -> Callable[[list[float], float], tuple[float, ...]]:
+    """``stamps(mids, now)``: each request's midpoint once per tag it fills, then ``now`` once per
+    tag — the source and receive columns of a batch, as one tuple (generated: one expression)."""
+    n = sum(counts)
+    parts = [f"(m[{i}],) * {c}" for i, c in enumerate(counts) if c] + ([f"(now,) * {n}"] if n else [])
+    env: dict[str, Any] = {}
+    exec(f"def stamps(m, now):\n    return ({' + '.join(parts) or '()'})\n", env)  # constants of the plan only
+    return env["stamps"]  # type: ignore[no-any-return]
+
+
+class _Layout:
+    """A device poll class's batch layout: its planned requests (the identity tells a rebuilt plan),
+    the slice of each request (by id; the general path's), and the shared :class:`_Compiled` parts."""
+
+    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "nbytes", "offset", "pack_into",
+                 "requests", "scale", "slices", "stamps", "strings")
+
+    def __init__(self, reqs: list[ReadRequest], shared: dict[Any, _Compiled]) -> None:
+        key = tuple((r.table, r.start, r.count, r.tags) for r in reqs)
+        c = shared.get(key)
+        if c is None:
+            c = shared[key] = _Compiled(reqs)
+        self.requests = reqs
+        self.slices: dict[int, slice] = {}
+        pos = 0
+        for r, k in zip(reqs, c.counts, strict=True):
+            self.slices[id(r)] = slice(pos, pos + k)
+            pos += k
+        self.calls, self.counts, self.deadband, self.decoder = c.calls, c.counts, c.deadband, c.decoder
+        self.good, self.index, self.names, self.nbytes = c.good, c.index, c.names, c.nbytes
+        self.offset, self.pack_into, self.scale, self.stamps, self.strings = c.offset, c.pack_into, c.scale, c.stamps, c.strings
 
 
 @dataclass
@@ -109,6 +142,7 @@ class _DeviceState:
     reported: dict[str, float] = field(default_factory=dict)  # deadband memory
     last_values: dict[str, float] = field(default_factory=dict)
     layouts: dict[str, _Layout] = field(default_factory=dict)
+    shared: dict[Any, _Compiled] = field(default_factory=dict)  # the connection's compiled layouts
     tag_map: dict[str, ResolvedTag] = field(default_factory=dict)
     deadband_classes: dict[str, bool] = field(default_factory=dict)
 
@@ -123,7 +157,7 @@ class _DeviceState:
         reqs = self.planner.requests(cls)
         hit = self.layouts.get(cls)
         if hit is None or hit.requests is not reqs:
-            hit = self.layouts[cls] = _Layout(reqs)
+            hit = self.layouts[cls] = _Layout(reqs, self.shared)
         return hit
 
     def tags_of(self, cls: str) -> tuple[str, ...]:
@@ -169,13 +203,14 @@ class ModbusConnector:
         self.name = cfg.name
         self.link = ModbusLink(cfg)
         self.devices: dict[str, _DeviceState] = {}
+        shared: dict[Any, _Compiled] = {}
         for dcfg in cfg.devices:
             dev = resolve_device(dcfg, max_registers=cfg.max_registers, max_bits=cfg.max_bits)
             planner = ReadPlanner(dev, max_registers=cfg.max_registers, max_bits=cfg.max_bits,
                                   max_gap=cfg.max_gap, max_gap_bits=cfg.max_gap_bits)
             readers = [WaveformReader(dev.name, dev.unit_id, w, max_registers=cfg.max_registers, max_gap=cfg.max_gap)
                        for w in dev.waveforms]
-            self.devices[dev.name] = _DeviceState(dev, planner, readers)
+            self.devices[dev.name] = _DeviceState(dev, planner, readers, shared=shared)
         self.errors: Counter[str] = Counter()
         self.scans = 0
         self.loop_restarts = 0
@@ -317,21 +352,24 @@ class ModbusConnector:
             self._progress(math.inf)
             await asyncio.Event().wait()
         me = asyncio.current_task()
+        assert me is not None
+        link = self.link
+        budget = self._request_budget
+        replace = heapq.heapreplace
         heap: list[tuple[float, int, _Job]] = []
         while True:
-            if me is not None and me.cancelling():
+            if me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
                 # that races with a response: honour it here so the loop always stops when asked
                 raise asyncio.CancelledError
-            now = time.monotonic()
-            if not self.link.connected:
-                self._progress(now + self.cfg.timeout + 1.5 + self._grace)
+            if not link.connected:
+                self._progress(_monotonic() + self.cfg.timeout + 1.5 + self._grace)
                 try:
-                    await self.link.connect()
+                    await link.connect()
                 except ConnectorError as exc:
                     await self._link_failed(jobs, str(exc))
                     delay = self._backoff.next()
-                    self._progress(time.monotonic() + delay)
+                    self._progress(_monotonic() + delay)
                     await asyncio.sleep(delay)
                     continue
                 self._link_up()
@@ -339,15 +377,15 @@ class ModbusConnector:
                 heap = [(j.due, i, j) for i, j in enumerate(jobs)]
                 heapq.heapify(heap)
             _, i, job = heap[0]
-            now = time.monotonic()
+            now = _monotonic()
             wait = job.due - now
             if wait > 0:
                 self._progress(job.due)
                 await asyncio.sleep(wait)
-                if not self.link.connected:
+                if not link.connected:
                     continue
-                now = time.monotonic()
-            self._deadline = now + self._request_budget  # _progress, inline
+                now = _monotonic()
+            self._deadline = now + budget  # _progress, inline
             try:
                 if job.reader is None:
                     await self._scan(job.ds, job.poll_class)
@@ -356,8 +394,13 @@ class ModbusConnector:
                 self.scans += 1
             finally:
                 # the job stays on top of the heap while it runs; one replace puts it at its next due
-                self._reschedule(job, time.monotonic())
-                heapq.heapreplace(heap, (job.due, i, job))
+                now = _monotonic()
+                nxt = job.due + job.interval
+                if nxt > now and job.ds.state != "down":  # _reschedule, inline for the on-time case
+                    job.due = nxt
+                else:
+                    self._reschedule(job, now)
+                replace(heap, (job.due, i, job))
 
     def _link_up(self) -> None:
         self.connected_once = True
@@ -474,52 +517,78 @@ class ModbusConnector:
     async def _scan(self, ds: _DeviceState, cls: str) -> None:
         """One scan of a device's poll class: the planned requests in order, then one batch.
 
-        The loop below is the hot path (every request answers): it keeps only each response's list
-        and the request's midpoint time. At the first failure it hands what it has to the general
-        path (:meth:`_scan_general`), which reads the rest request by request and marks failures."""
+        The loop below is the hot path (every request answers): it has pymodbus execute the plan's
+        prebuilt read requests (:meth:`ModbusLink.bound`), accepts a response whose function code, list
+        type and length are right (anything else goes through :func:`check_payload`, which refuses
+        it or accepts it), and keeps only each response's list and the request's midpoint time. At
+        the first failure it hands what it has to the general path (:meth:`_scan_general`), which
+        reads the rest request by request and marks failures."""
         lay = ds.layout(cls)
-        planned = lay.requests
         me = asyncio.current_task()
         assert me is not None
-        read = self.link.reader()
+        link = self.link
         unit = ds.dev.unit_id
+        budget = self._request_budget
         payloads: list[Any] = []
         mids: list[float] = []
-        for fc, start, count in lay.calls:
+        try:
+            bound = link.bound(lay.calls, unit)
+        except ConnectorError as exc:
+            await self._scan_failed(ds, cls, lay, payloads, mids, exc, time.time())
+            return
+        for execute, request, fc, count, most in bound:
             if me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
                 # that races with a response: honour it here so the loop always stops when asked
                 raise asyncio.CancelledError
-            t0 = time.time()
+            t0 = _time()
             try:
-                payload = await read(fc, start, count, unit)
-            except (ConnectorError, DecodeError) as exc:  # a link that is down raises here too
-                results: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=False)]
-                await self._read_failed(ds, planned[len(payloads)], exc, t0, results)
-                await self._scan_general(ds, cls, lay, results, len(payloads) + 1)
-                return
-            mids.append((t0 + time.time()) * 0.5)
-            self._deadline = time.monotonic() + self._request_budget  # _progress, inline: every request
-            self._link_silent = 0  # _link_result(None), inline
-            payloads.append(payload)
+                pdu = await execute(False, request)
+                data = pdu.bits if fc < 3 else pdu.registers
+                # ``is``: an int of this exact value (CPython keeps one object per small int), as
+                # check_payload demands; anything else is judged by check_payload itself
+                if pdu.function_code is not fc or type(data) is not list or not count <= len(data) <= most:
+                    data = check_payload(fc, count, pdu)
+            except POLL_ERRORS as exc:
+                try:
+                    data = await link.recover(exc, fc, request.address, count, unit)
+                except (ConnectorError, DecodeError) as err:  # a link that is down raises here too
+                    link.requests += len(payloads)
+                    await self._scan_failed(ds, cls, lay, payloads, mids, err, t0)
+                    return
+            mids.append((t0 + _time()) * 0.5)
+            self._deadline = _monotonic() + budget  # _progress, inline: every request
+            payloads.append(data)
+        link.requests += len(payloads)
+        self._link_silent = 0  # _link_result(None), inline
         try:  # every planned request answered: the whole scan decodes at once, in batch order
             raw = lay.decoder.values(payloads)
         except DecodeError:  # the general path marks the request that failed, and only it
-            done: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=True)]
-            await self._scan_general(ds, cls, lay, done, len(planned))
+            done: list[_Result] = [(r, p, None, m) for r, p, m in zip(lay.requests, payloads, mids, strict=True)]
+            await self._scan_general(ds, cls, lay, done, len(lay.requests))
             return
         batch = self._good_batch(ds, lay, payloads, mids, raw)
         if lay.deadband:  # filtered by _emit
             await self._emit(ds, cls, batch.tags, batch.values, batch.source_ts, batch.quality, None,
                              None if batch.text is None else list(batch.text), batch.recv_ts)
             return
-        assert self._sink is not None
         self._in_sink = True  # _emit, inline for the common case (no deadband)
         try:
-            await self._sink.points(batch)
+            await self._sink.points(batch)  # type: ignore[union-attr]
         finally:
             self._in_sink = False
-            self._deadline = time.monotonic() + self._request_budget
+            self._deadline = _monotonic() + budget
+
+    async def _scan_failed(self, ds: _DeviceState, cls: str, lay: _Layout, payloads: list[Any], mids: list[float],
+                           exc: ConnectorError | DecodeError, t0: float) -> None:
+        """The hot loop of :meth:`_scan` met a failed read (request ``len(payloads)``, sent at
+        ``t0``): the requests before it answered (payloads, midpoints); the general path takes over."""
+        if payloads:
+            self._link_silent = 0  # they answered: _link_result(None)
+        planned = lay.requests
+        results: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=False)]
+        await self._read_failed(ds, planned[len(payloads)], exc, t0, results)
+        await self._scan_general(ds, cls, lay, results, len(payloads) + 1)
 
     async def _scan_general(self, ds: _DeviceState, cls: str, lay: _Layout,
                             results: list[_Result], first: int) -> None:
@@ -602,9 +671,6 @@ class ModbusConnector:
         names = lay.names
         n = len(names)
         texts: list[str | None] | None = None
-        cols = list(raw)
-        for mid, count in zip(mids, lay.counts):
-            cols += [mid] * count
         if lay.strings:
             for req, payload, pos in zip(lay.requests, payloads, lay.slices.values(), strict=True):
                 if req.decoder.strings:
@@ -612,13 +678,12 @@ class ModbusConnector:
                     if txt is not None:
                         texts = texts or [None] * n
                         texts[pos] = txt
-        now = time.time()
-        cols += [now] * n
+        now = _time()
         # one C conversion of the Python numbers (a precompiled struct into a fresh buffer), one
         # numpy array on it and three views: for a few dozen values this beats numpy conversions
         # and arithmetic, whose per-call cost dominates in a busy event loop
         buf = bytearray(lay.nbytes)
-        lay.pack_into(buf, 0, *cols)
+        lay.pack_into(buf, 0, *raw, *lay.stamps(mids, now))
         col = _frombuffer(buf, _F64)
         values, src, recv = col[:n], col[n:2 * n], col[2 * n:]
         if lay.scale is not None:  # one in-place ufunc beats a Python-level multiply of each value
@@ -635,7 +700,7 @@ class ModbusConnector:
             for i, name in enumerate(names):
                 if name in ds.speed_tags:
                     ds.last_values[name] = float(values[i])
-        return PointBatch(ds.dev.name, names, values, src, recv, lay.good, (), None if texts is None else tuple(texts))
+        return PointBatch.trusted(ds.dev.name, names, values, src, recv, lay.good, (), None if texts is None else tuple(texts))
 
     async def _emit(self, ds: _DeviceState, cls: str | None, names: tuple[str, ...], values: np.ndarray,
                     src: np.ndarray, quality: np.ndarray, reasons: list[str] | None,

@@ -275,21 +275,93 @@ class FastDecoder:
 @dataclass(frozen=True, slots=True)
 class ScanDecoder:
     """The responses of every planned request of one scan (one device and poll class) decoded
-    together: each request's list through its :meth:`FastDecoder.raw` (whole-block ``struct``
-    unpacks), then one precompiled ``itemgetter`` puts all raw values in batch order (the requests'
-    tag orders, one after the other). Compiled once per plan (:func:`compile_scan`)."""
+    together into raw (unscaled) values in batch order (the requests' tag orders, one after the
+    other). Compiled once per plan (:func:`compile_scan`) into one straight-line function: per
+    register response one precompiled ``struct`` pack (which validates the 0..65535 integers) and
+    one ``unpack_from`` per lane (an ``array`` byteswap gives the little-endian buffer where BADC/CDAB
+    lanes exist), per bit response one ``itemgetter`` and a bool check, then one ``itemgetter`` over
+    everything — the same steps as the requests' :meth:`FastDecoder.raw`, without a Python call or
+    loop per request."""
 
     decoders: tuple[FastDecoder, ...]
     pick: Callable[[Sequence[Any]], Any]
     single: bool
+    values: Callable[[Sequence[Sequence[Any]]], tuple[Any, ...]]  # payloads -> raw values; raises DecodeError
 
-    def values(self, payloads: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
-        """Raw (unscaled) values of the whole scan in batch order; raises DecodeError."""
-        raw: list[Any] = []
-        for dec, data in zip(self.decoders, payloads, strict=True):
-            dec.extend(raw, data)
-        got = self.pick(raw)
-        return (got,) if self.single else got  # type: ignore[no-any-return]
+
+def _registers_be(data: Sequence[Any], needed: int) -> bytes:
+    """The big-endian bytes of a register list that is not exactly ``needed`` long (or starts with
+    a non-int): the checks of :meth:`FastDecoder.extend`, for the generated scan decoder."""
+    if len(data) < needed:
+        raise DecodeError(f"response holds {len(data)} registers, expected {needed}")
+    if data and type(data[0]) is not int:
+        raise DecodeError(f"register values are not integers: {type(data[0]).__name__}")
+    try:
+        return struct.pack(f">{len(data)}H", *data)
+    except struct.error as exc:
+        raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
+
+
+def _short_bits(data: Sequence[Any], needed: int) -> None:
+    if len(data) < needed:
+        raise DecodeError(f"response holds {len(data)} bits, expected {needed}")
+
+
+def _not_bools(got: Sequence[Any]) -> None:
+    for b in got:
+        if type(b) is not bool:
+            raise DecodeError(f"bits are not booleans: {type(b).__name__}")
+
+
+def _compile_values(decoders: Sequence[FastDecoder], pick: Callable[[Sequence[Any]], Any],
+                    single: bool) -> Callable[[Sequence[Sequence[Any]]], tuple[Any, ...]]:
+    """Generate the scan decoder's function (see :class:`ScanDecoder`): straight-line code with
+    every per-request constant folded in; it computes exactly what the FastDecoders' ``extend``
+    compute, in the same order, and raises the same DecodeErrors."""
+    env: dict[str, Any] = {"_pick": pick, "_DecodeError": DecodeError, "_error": struct.error, "_array": array,
+                           "_be": _registers_be, "_short_bits": _short_bits, "_not_bools": _not_bools,
+                           "_set": set, "_map": map, "_type": type, "_BOOL": {bool}, "_nan": math.nan}
+    n = len(decoders)
+    names = [f"d{i}" for i in range(n)]
+    body = [f"    {', '.join(names)}{',' if n == 1 else ''} = payloads"] if n else ["    if payloads: raise ValueError('too many payloads')"]
+    parts: list[str] = []
+    for i, dec in enumerate(decoders):
+        d = f"d{i}"
+        if dec.bits:
+            env[f"p{i}"] = dec.pick
+            body.append(f"    if len({d}) < {dec.needed}: _short_bits({d}, {dec.needed})")
+            if len(dec.perm) == 0:
+                continue
+            body.append(f"    g{i} = (p{i}({d}),)" if dec.single else f"    g{i} = p{i}({d})")
+            body.append(f"    if _set(_map(_type, g{i})) != _BOOL: _not_bools(g{i})")
+            parts.append(f"g{i}")
+            continue
+        env[f"k{i}"] = dec.pack_be
+        body += [f"    if len({d}) == {dec.needed} and type({d}[0]) is int:",
+                 "        try:",
+                 f"            b{i} = k{i}(*{d})",
+                 "        except _error as exc:",
+                 "            raise _DecodeError(f'register values are not integers 0..65535: {exc}') from exc",
+                 "    else:",
+                 f"        b{i} = _be({d}, {dec.needed})"]
+        for j, unpack in enumerate(dec.be_units):
+            env[f"u{i}_{j}"] = unpack
+            parts.append(f"u{i}_{j}(b{i})")
+        if dec.le_units:
+            body += [f"    l{i} = _array('H', b{i})", f"    l{i}.byteswap()"]
+            for j, unpack in enumerate(dec.le_units):
+                env[f"v{i}_{j}"] = unpack
+                parts.append(f"v{i}_{j}(l{i})")
+        if dec.extras:
+            items = [f"({d}[{off}] != 0)" if bit < 0 else f"({d}[{off}] >> {bit}) & 1" for off, bit in dec.extras]
+            parts.append(f"({', '.join(items)},)")
+        if dec.n_strings:
+            parts.append(f"(_nan,) * {dec.n_strings}")
+    got = f"_pick([{', '.join('*' + p for p in parts)}])"
+    body.append(f"    return ({got},)" if single else f"    return {got}")
+    code = "def values(payloads):\n" + "\n".join(body) + "\n"
+    exec(compile(code, "<modbus scan decoder>", "exec"), env)  # built from the compiled plan's constants only
+    return env["values"]  # type: ignore[no-any-return]
 
 
 def compile_scan(decoders: Sequence[FastDecoder]) -> ScanDecoder:
@@ -299,7 +371,9 @@ def compile_scan(decoders: Sequence[FastDecoder]) -> ScanDecoder:
     for dec in decoders:
         perm += [base + p for p in dec.perm]
         base += len(dec.perm)
-    return ScanDecoder(tuple(decoders), operator.itemgetter(*perm) if perm else _none, len(perm) == 1)
+    pick = operator.itemgetter(*perm) if perm else _none
+    single = len(perm) == 1
+    return ScanDecoder(tuple(decoders), pick, single, _compile_values(decoders, pick, single))
 
 
 def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits: bool) -> FastDecoder:

@@ -25,12 +25,14 @@ import numpy.typing as npt
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
+from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
 from ...errors import ConnectorError, DecodeError, DeviceRefused, DeviceTimeout
 from .config import ModbusConnectionConfig
 from .decode import to_registers
 
-__all__ = ["EXCEPTION_NAMES", "READ_FC", "ModbusExceptionResponse", "ModbusLink", "check_payload", "check_response",
+__all__ = ["EXCEPTION_NAMES", "POLL_ERRORS", "READ_FC", "PollCall", "ModbusExceptionResponse", "ModbusLink", "check_payload", "check_response",
            "to_array"]
 
 EXCEPTION_NAMES = {
@@ -41,6 +43,11 @@ EXCEPTION_NAMES = {
 READ_FC = {"coil": 1, "discrete_input": 2, "holding_register": 3, "input_register": 4}
 _BIT_FC = (1, 2)
 _READ_METHOD = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers", 4: "read_input_registers"}
+# what a poll-path read may raise that :meth:`ModbusLink.recover` turns into an edgekit error
+POLL_ERRORS = (TimeoutError, OSError, ModbusException, ConnectorError, DecodeError)
+PollCall = tuple[Callable[..., Any], Any, int, int, int]
+_READ_REQUEST = {1: ReadCoilsRequest, 2: ReadDiscreteInputsRequest, 3: ReadHoldingRegistersRequest,
+                 4: ReadInputRegistersRequest}
 
 
 class ModbusExceptionResponse(DeviceRefused):
@@ -121,6 +128,8 @@ class ModbusLink:
         self.timeouts = 0
         self.last_error = ""
         self.connected_since: float | None = None
+        self._bound: dict[tuple[tuple[tuple[int, int, int], ...], int], tuple[PollCall, ...]] = {}
+        self._bound_client: object = None
 
     def __repr__(self) -> str:
         where = self.cfg.serial_port if self.cfg.transport == "rtu" else f"{self.cfg.host}:{self.cfg.port}"
@@ -254,9 +263,65 @@ class ModbusLink:
         return self._read_attempts(fc, start, count, unit)
 
     def reader(self) -> Callable[[int, int, int, int], Coroutine[Any, Any, list[Any]]]:
-        """The poll path's read as one call: ``reader()(fc, start, count, unit)`` is
-        :meth:`read_payload` by function code (on RTU inside the bus lock)."""
+        """A read as one call: ``reader()(fc, start, count, unit)`` is :meth:`read_payload` by
+        function code (on RTU inside the bus lock)."""
         return self._locked_read if self.inter_frame_s else self._read_attempts
+
+    def bound(self, calls: tuple[tuple[int, int, int], ...], unit: int) -> tuple[PollCall, ...]:
+        """The poll path's reads of a plan's ``calls`` (function code, start, count) to ``unit`` on
+        the current client: per call ``(execute, request, fc, count, most)`` where ``await
+        execute(False, request)`` sends the prebuilt pymodbus read request (pymodbus' public
+        ``execute``, on RTU wrapped in the bus lock and the inter-frame pause) and returns the
+        response PDU, and ``most`` is the longest valid item list (``count``, or ``count + 7``
+        padding bits). A request object serves one transaction at a time (the poll loop is
+        sequential) — what the client's ``read_*`` methods would build anew for every call.
+        Cached per client, plan and unit; the caller checks each response (:func:`check_payload`'s
+        rules) and hands any exception to :meth:`recover`."""
+        client = self._client
+        if client is not self._bound_client:
+            self._bound.clear()
+            self._bound_client = client
+        got = self._bound.get((calls, unit))
+        if got is None:
+            if client is None:
+                raise ConnectorError(f"not connected to {self.where}")
+            execute = self._rtu_call(client.execute) if self.inter_frame_s else client.execute
+            got = tuple((execute, _READ_REQUEST[fc](address=start, count=count, dev_id=unit), fc, count,
+                         count + 7 if fc in _BIT_FC else count) for fc, start, count in calls)
+            self._bound[calls, unit] = got
+        return got
+
+    def _rtu_call(self, execute: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+        async def call(no_response_expected: bool, request: Any) -> Any:
+            async with self.lock:
+                try:
+                    return await execute(no_response_expected, request)
+                finally:
+                    await asyncio.sleep(self.inter_frame_s)
+        return call
+
+    async def recover(self, exc: BaseException, fc: int, start: int, count: int, unit: int) -> list[Any]:
+        """A poll-path read (see :meth:`bound`) raised ``exc``: turn it into the edgekit error
+        :meth:`read_payload` raises for it — or, for a timeout with ``retries`` left, make the
+        remaining attempts and return the checked list."""
+        if isinstance(exc, (ConnectorError, DecodeError)):  # the response check refused it
+            self.requests += 1
+            raise exc
+        client = self._client
+        if client is None or not client.connected:  # never sent (pymodbus refuses a closed socket)
+            raise ConnectorError(f"not connected to {self.where}") from exc
+        self.requests += 1
+        if isinstance(exc, (TimeoutError, ModbusIOException)):
+            self.timeouts += 1
+            if self.cfg.retries == 0:
+                raise self._no_answer(unit, 1) from exc
+            if self.inter_frame_s:
+                async with self.lock:
+                    return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count, 1)  # type: ignore[no-any-return]
+            return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count, 1)  # type: ignore[no-any-return]
+        if isinstance(exc, ConnectionException):
+            raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
+        raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
 
     async def write(self, table: str, address: int, value: list[int] | bool, unit: int, *, multiple: bool) -> None:
         if table == "coil":
