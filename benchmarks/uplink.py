@@ -125,11 +125,9 @@ def _process_cpu() -> float:
 
 
 def _thread_cpu(prefix: str) -> float:
-    """CPU seconds of the live thread whose name starts with ``prefix`` (0 if there is none)."""
-    for t in threading.enumerate():
-        if t.name.startswith(prefix) and t.ident is not None:
-            return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
-    return 0.0
+    """CPU seconds of the live threads whose names start with ``prefix``."""
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(t.ident)) for t in threading.enumerate()
+               if t.name.startswith(prefix) and t.ident is not None)
 
 
 def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide") -> dict[str, float]:
@@ -186,7 +184,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - t0
         loop_cpu, gateway_cpu = time.thread_time() - c0, _process_cpu() - p0
-        committer_cpu = _thread_cpu("spool-commit:")  # started by the first submit: all of it is in the run
+        committer_cpu = _thread_cpu("spool-commit:")  # packer + writer, started by the first submit
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         worker.join()
