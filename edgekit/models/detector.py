@@ -384,8 +384,8 @@ class Detector:
                     hit = st.inputs[group.key] = (base, frame.channels, loc.take(group.columns, axis=1),
                                                   inv.take(group.columns, axis=1))
                 # normalise_with, on the model's columns only (its clip follows)
-                np.subtract(x, hit[2], out=x)
-                np.multiply(x, hit[3], out=x)
+                np.subtract(x, hit[2], x)  # out=x, positional: cheaper to parse
+                np.multiply(x, hit[3], x)
             # One call tells the common case: a sum of squares below Z_CLIP^2 means every value is finite
             # and inside the clip range, so clipping would change nothing (NaN fails the comparison).
             if not _vdot(x, x) < _NO_CLIP_SUMSQ:
@@ -408,15 +408,15 @@ class Detector:
                 except Exception:  # onnxruntime's own errors: the general path reports them per frame
                     return None
                 runs.append((slot, x, col, group))
+                cols.append(col)
             if entry is None:  # this row count is new: bind its runs to x from the next frame on
                 if len(group.bound) >= 8:
                     group.bound.clear()
                 group.bound[n] = (x, [slots[j].scorer.bind(x) for j in group.slots])
         # The scored frame: features, then (several models) the first model's score again, then each.
         if len(runs) > 1:
-            cols.append(runs[0][2])
-        cols += [col for _, _, col, _ in runs]
-        out = np.concatenate(cols, axis=1)
+            cols.insert(1, runs[0][2])
+        out = np.concatenate(cols, 1)
         events: list[Event] = []
         for slot, x, col, group in runs:
             hit_thr = st.thresholds.get(slot.name)
