@@ -54,7 +54,7 @@ log = logging.getLogger("edgekit.modbus")
 
 BISECT_CODES = (2, 3)  # illegal data address; some devices answer "illegal data value" to a long read
 _frombuffer, _F64 = np.frombuffer, np.dtype("<f8")
-_time, _monotonic = time.time, time.monotonic
+_time, _monotonic, _ceil = time.time, time.monotonic, math.ceil
 
 
 # one read's outcome: the request, its response list (or None), its error (or None), its midpoint time
@@ -70,8 +70,8 @@ class _Compiled:
     column of an all-good batch (read-only, shared by every such batch: a consumer that tried to
     change it would fail loudly). Sharing keeps the poll loop's working set small."""
 
-    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "nbytes", "offset", "pack_into",
-                 "scale", "stamps", "strings")
+    __slots__ = ("calls", "cols", "counts", "deadband", "decoder", "good", "index", "names", "offset", "pack", "scale",
+                 "stamps", "strings")
 
     def __init__(self, reqs: list[ReadRequest]) -> None:
         names = [t.name for r in reqs for t in r.tags]
@@ -88,20 +88,22 @@ class _Compiled:
         offset = np.array([0.0 if b else t.offset for t, b in zip(tags, bits, strict=True)])
         self.scale = scale if (scale != 1.0).any() else None
         self.offset = offset if (offset != 0.0).any() else None
-        self.pack_into = struct.Struct(f"<{3 * len(names)}d").pack_into  # values, source and receive times
-        self.nbytes = 24 * len(names)
+        n = len(names)
+        self.pack = struct.Struct(f"<{n}d").pack  # the values column; the time columns follow (stamps)
+        self.cols = (slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n))
         self.good = np.zeros(len(names), dtype=np.uint8)
         self.good.flags.writeable = False
         self.stamps = _stamps(self.counts)
 
 
-def _stamps(counts: tuple[int, ...]) -> Callable[[list[float], float], tuple[float, ...]]:
-    """``stamps(mids, now)``: each request's midpoint once per tag it fills, then ``now`` once per
-    tag — the source and receive columns of a batch, as one tuple (generated: one expression)."""
+def _stamps(counts: tuple[int, ...]) -> Callable[[list[float], float], bytes]:
+    """``stamps(mids, now)``: the source and receive columns of a batch as float64 bytes — each
+    request's midpoint once per tag it fills, then ``now`` once per tag (generated: one expression
+    of repeated 8-byte packs)."""
     n = sum(counts)
-    parts = [f"(m[{i}],) * {c}" for i, c in enumerate(counts) if c] + ([f"(now,) * {n}"] if n else [])
-    env: dict[str, Any] = {}
-    exec(f"def stamps(m, now):\n    return ({' + '.join(parts) or '()'})\n", env)  # constants of the plan only
+    parts = [f"_d(m[{i}]) * {c}" for i, c in enumerate(counts) if c] + ([f"_d(now) * {n}"] if n else ["b''"])
+    env: dict[str, Any] = {"_d": struct.Struct("<d").pack}
+    exec(f"def stamps(m, now):\n    return {' + '.join(parts)}\n", env)  # constants of the plan only
     return env["stamps"]  # type: ignore[no-any-return]
 
 
@@ -109,7 +111,7 @@ class _Layout:
     """A device poll class's batch layout: its planned requests (the identity tells a rebuilt plan),
     the slice of each request (by id; the general path's), and the shared :class:`_Compiled` parts."""
 
-    __slots__ = ("calls", "counts", "deadband", "decoder", "good", "index", "names", "nbytes", "offset", "pack_into",
+    __slots__ = ("calls", "cols", "counts", "deadband", "decoder", "good", "index", "names", "offset", "pack",
                  "requests", "scale", "slices", "stamps", "strings")
 
     def __init__(self, reqs: list[ReadRequest], shared: dict[Any, _Compiled]) -> None:
@@ -124,8 +126,8 @@ class _Layout:
             self.slices[id(r)] = slice(pos, pos + k)
             pos += k
         self.calls, self.counts, self.deadband, self.decoder = c.calls, c.counts, c.deadband, c.decoder
-        self.good, self.index, self.names, self.nbytes = c.good, c.index, c.names, c.nbytes
-        self.offset, self.pack_into, self.scale, self.stamps, self.strings = c.offset, c.pack_into, c.scale, c.stamps, c.strings
+        self.cols, self.good, self.index, self.names = c.cols, c.good, c.index, c.names
+        self.offset, self.pack, self.scale, self.stamps, self.strings = c.offset, c.pack, c.scale, c.stamps, c.strings
 
 
 @dataclass
@@ -368,12 +370,13 @@ class ModbusConnector:
                     await link.connect()
                 except ConnectorError as exc:
                     await self._link_failed(jobs, str(exc))
+                    heap = []  # it rescheduled the due jobs: rebuild the heap
                     delay = self._backoff.next()
                     self._progress(_monotonic() + delay)
                     await asyncio.sleep(delay)
                     continue
                 self._link_up()
-            if len(heap) != len(jobs) or heap[0][0] != heap[0][2].due:  # dues changed outside the heap
+            if not heap:  # first round, or dues changed outside the heap
                 heap = [(j.due, i, j) for i, j in enumerate(jobs)]
                 heapq.heapify(heap)
             _, i, job = heap[0]
@@ -388,15 +391,20 @@ class ModbusConnector:
             self._deadline = now + budget  # _progress, inline
             try:
                 if job.reader is None:
-                    await self._scan(job.ds, job.poll_class)
+                    await self._scan(job.ds, job.poll_class, me)
                 else:
                     await self._wave(job.ds, job.reader)
                 self.scans += 1
             finally:
                 # the job stays on top of the heap while it runs; one replace puts it at its next due
                 now = _monotonic()
-                nxt = job.due + job.interval
-                if nxt > now and job.ds.state != "down":  # _reschedule, inline for the on-time case
+                if job.ds.state != "down":  # _reschedule, inline for a device that answers
+                    interval = job.interval
+                    nxt = job.due + interval
+                    if nxt <= now:  # overran: keep the phase, skip the missed slots
+                        nxt += _ceil((now - nxt) / interval) * interval if interval > 0 else 0
+                        if nxt <= now:
+                            nxt = now + interval
                     job.due = nxt
                 else:
                     self._reschedule(job, now)
@@ -514,7 +522,7 @@ class ModbusConnector:
         out.append((req, None, exc, (t0 + time.time()) / 2))
         return False
 
-    async def _scan(self, ds: _DeviceState, cls: str) -> None:
+    async def _scan(self, ds: _DeviceState, cls: str, me: asyncio.Task[Any]) -> None:
         """One scan of a device's poll class: the planned requests in order, then one batch.
 
         The loop below is the hot path (every request answers): it has pymodbus execute the plan's
@@ -524,8 +532,6 @@ class ModbusConnector:
         the first failure it hands what it has to the general path (:meth:`_scan_general`), which
         reads the rest request by request and marks failures."""
         lay = ds.layout(cls)
-        me = asyncio.current_task()
-        assert me is not None
         link = self.link
         unit = ds.dev.unit_id
         budget = self._request_budget
@@ -679,13 +685,14 @@ class ModbusConnector:
                         texts = texts or [None] * n
                         texts[pos] = txt
         now = _time()
-        # one C conversion of the Python numbers (a precompiled struct into a fresh buffer), one
-        # numpy array on it and three views: for a few dozen values this beats numpy conversions
-        # and arithmetic, whose per-call cost dominates in a busy event loop
-        buf = bytearray(lay.nbytes)
-        lay.pack_into(buf, 0, *raw, *lay.stamps(mids, now))
+        # one C conversion of the Python numbers (a precompiled struct) into a fresh buffer, the
+        # time columns appended as repeated 8-byte packs, one numpy array on it and three views:
+        # for a few dozen values this beats numpy conversions and arithmetic, whose per-call cost
+        # dominates in a busy event loop
+        buf = bytearray(lay.pack(*raw))
+        buf += lay.stamps(mids, now)
         col = _frombuffer(buf, _F64)
-        values, src, recv = col[:n], col[n:2 * n], col[2 * n:]
+        values, src, recv = col[lay.cols[0]], col[lay.cols[1]], col[lay.cols[2]]
         if lay.scale is not None:  # one in-place ufunc beats a Python-level multiply of each value
             values *= lay.scale
         if lay.offset is not None:
