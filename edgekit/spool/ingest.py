@@ -83,7 +83,7 @@ class IngestSide(SpoolBase):
             committer = self._committer
             if committer is None:
                 committer = self._committer = GroupCommitter(
-                    self._plan, self._write_submitted, lambda timeout, n: self.wait_for_space(timeout, n),
+                    self._append_submitted, lambda timeout, n: self.wait_for_space(timeout, n),
                     self.cfg.submit_pending_bytes, min(self.cfg.segment_max_bytes, self.cfg.max_bytes),
                     f"spool-commit:{self.path.name}")
         committer.submit(adm)
@@ -91,9 +91,9 @@ class IngestSide(SpoolBase):
             self._counters["submissions"] += 1
         return adm
 
-    def _write_submitted(self, plan: _Plan) -> list[int | None]:
-        """The committer's transaction (its writer thread): ``append_many``'s, counted."""
-        seqs = self._append_planned(plan)
+    def _append_submitted(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
+        """The committer's transaction: ``append_many``'s, counted."""
+        seqs = self._append_validated(items)
         with self._state:
             self._counters["submit_transactions"] += 1
         return seqs
@@ -123,18 +123,13 @@ class IngestSide(SpoolBase):
             nbytes += len(blob)
         return nbytes
 
+    @recovering
     def _append_validated(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
-        """``append_many`` after validation: one transaction."""
+        """``append_many`` after validation: one transaction (the committer thread calls this too)."""
         self._check_open()
         # grouped into segments and encoded (and CRCed) before taking the lock, assuming every item
         # is admitted; if the full policy drops some, _admit groups what is left again
-        return self._append_planned(self._plan(items))
-
-    @recovering
-    def _append_planned(self, plan: _Plan) -> list[int | None]:
-        """One admitting transaction for ``plan.items`` (a plan stays valid: it reads no SQLite state)."""
-        items = plan.items
-        self._check_open()
+        plan = self._plan(items)
         with self._ingest_lock:
             self._check_open()
             now = time.time()

@@ -91,36 +91,25 @@ class Admission:
 
 
 class GroupCommitter:
-    """The committer of one spool: a *packer* thread forms the next transaction from the queue and
-    encodes it (``plan(items)``: segments, CRCs — no SQLite) while a *writer* thread runs the
-    previous one (``write(plan)``: seqs, full policy, INSERT, COMMIT and its fsync), so encoding
-    overlaps the fsync. The next group is formed when the writer starts on the previous one (so it
-    holds everything queued until then); one planned transaction waits at most; FIFO throughout.
-    ``wait_for_space(timeout, nbytes)`` is the spool's; a transaction takes queued submissions up
+    """The committer thread of one spool. ``admit(items)`` runs one transaction (append_many's rules);
+    ``wait_for_space(timeout, nbytes)`` is the spool's; one transaction takes queued submissions up
     to ``txn_bytes`` (at least one)."""
 
-    def __init__(self, plan: Callable[[list[tuple[str, str, Any, float]]], Any],
-                 write: Callable[[Any], list[int | None]],
+    def __init__(self, admit: Callable[[list[tuple[str, str, Any, float]]], list[int | None]],
                  wait_for_space: Callable[[float, int], bool], pending_limit: int, txn_bytes: int,
                  name: str) -> None:
-        self._plan = plan
-        self._write = write
+        self._admit = admit
         self._wait_for_space = wait_for_space
         self._limit = max(1, pending_limit)
         self._txn_bytes = txn_bytes
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[Admission] = deque()
-        self._queued_bytes = 0  # queued + being planned + planned + being written
-        self._planning = False
-        self._planned: deque[tuple[list[Admission], Any, BaseException | None]] = deque()
-        self._writing = False
-        self._packer_done = False
+        self._queued_bytes = 0  # queued + being committed
+        self._busy = False
         self._closing = False
         self._close_deadline = float("inf")
-        self._writer = threading.Thread(target=self._write_loop, name=name, daemon=True)
-        self._packer = threading.Thread(target=self._pack_loop, name=f"{name}:pack", daemon=True)
-        self._writer.start()
-        self._packer.start()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def submit(self, adm: Admission) -> Admission:
         wait = not self.in_committer()  # a done callback submitting must not wait for itself
@@ -139,7 +128,7 @@ class GroupCommitter:
         """Wait until everything submitted so far is settled; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._planning or self._planned or self._writing:
+            while self._queue or self._busy:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -147,7 +136,7 @@ class GroupCommitter:
         return True
 
     def in_committer(self) -> bool:
-        return threading.current_thread() in (self._writer, self._packer)
+        return threading.current_thread() is self._thread
 
     def close(self, timeout: float) -> None:
         """Commit what is queued (waiting at most ``timeout`` s for space under ``block``), stop."""
@@ -156,8 +145,7 @@ class GroupCommitter:
             self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
         if not self.in_committer():
-            self._packer.join()
-            self._writer.join()
+            self._thread.join()
 
     def _take(self) -> list[Admission] | None:
         with self._cond:
@@ -171,20 +159,24 @@ class GroupCommitter:
                 adm = self._queue.popleft()
                 group.append(adm)
                 size += adm.nbytes
-            self._planning = True
+            self._busy = True
             return group
 
-    def _pack_loop(self) -> None:
+    def _run(self) -> None:
         while True:
-            with self._cond:  # form the next group only once the writer took the previous one
-                while self._planned:
-                    self._cond.wait()
             group = self._take()
             if group is None:
-                with self._cond:
-                    self._packer_done = True
-                    self._cond.notify_all()
                 return
+            try:
+                self._commit(group)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._queued_bytes -= sum(a.nbytes for a in group)
+                    self._cond.notify_all()
+
+    def _commit(self, group: list[Admission]) -> None:
+        while True:
             now = time.time()
             items: list[tuple[str, str, Any, float]] = []
             for adm in group:
@@ -192,48 +184,11 @@ class GroupCommitter:
                     items.extend((s, k, b, now if ts is None else ts) for s, k, b, ts in adm.items)
                 else:
                     items.extend(adm.items)  # type: ignore[arg-type]
-            plan: Any = None
-            error: BaseException | None = None
             try:
-                plan = self._plan(items)
-            except BaseException as exc:  # settled into the submissions by the writer, in order
-                error = exc
-            with self._cond:
-                while self._planned:  # one planned transaction waiting is enough
-                    self._cond.wait()
-                self._planned.append((group, plan, error))
-                self._planning = False
-                self._cond.notify_all()
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._planned:
-                    if self._packer_done:
-                        return
-                    self._cond.wait()
-                group, plan, error = self._planned.popleft()
-                self._writing = True
-                self._cond.notify_all()
-            try:
-                if error is not None:
-                    self._fail(group, error)
-                else:
-                    self._commit(group, plan)
-            finally:
-                with self._cond:
-                    self._writing = False
-                    self._queued_bytes -= sum(a.nbytes for a in group)
-                    self._cond.notify_all()
-
-    def _commit(self, group: list[Admission], plan: Any) -> None:
-        while True:
-            try:
-                seqs = self._write(plan)
+                seqs = self._admit(items)
             except SpoolFull:  # block policy: wait in here; the submitters wait on the pending bound
                 if time.monotonic() >= self._close_deadline:
-                    n = sum(len(a.items) for a in group)
-                    err = SpoolError(f"spool closed while full: {n} submitted records were not admitted")
+                    err = SpoolError(f"spool closed while full: {len(items)} submitted records were not admitted")
                     log.error("%s", err)
                     self._fail(group, err)
                     return

@@ -32,24 +32,22 @@ def test_submissions_queued_during_a_commit_share_one_transaction(tmp_path: Path
         return spool.submit([("features/m1", "features", f"x{i}".encode(), None)])
 
     try:
-        with spool._ingest_lock:  # a commit "in flight": the writer takes the first and waits
+        with spool._ingest_lock:  # a commit "in flight": the committer takes the first and waits
             first = sub(0)
             committer = spool._committer
             assert committer is not None
-            _until(lambda: committer._writing)
-            second = sub(1)  # planned while the first is written; then the packer waits
-            _until(lambda: committer._planned)
-            rest = [sub(i) for i in range(2, 7)]
+            _until(lambda: committer._busy)
+            rest = [sub(i) for i in range(1, 6)]
             time.sleep(0.05)
-            assert not any(a.done() for a in [first, second, *rest])
-        assert [a.result(5) for a in [first, second, *rest]] == [[i] for i in range(1, 8)]
+            assert not first.done() and not any(a.done() for a in rest)
+        assert [a.result(5) for a in [first, *rest]] == [[i] for i in range(1, 7)]
         stats = spool.stats()
-        assert stats["submit_transactions"] == 3 and stats["submissions"] == 7
+        assert stats["submit_transactions"] == 2 and stats["submissions"] == 6
         # the five queued submissions were one transaction with one commit time: one segment
         segs = spool.pending_segments("a", limit=100, max_bytes=1 << 30)
-        assert [(s.seq, s.last_seq) for s in segs] == [(1, 1), (2, 2), (3, 7)]
-        assert segs[2].ts >= segs[0].ts > 0
-        assert _ids(spool) == [("features/m1", i + 1, f"x{i}".encode()) for i in range(7)]
+        assert [(s.seq, s.last_seq) for s in segs] == [(1, 1), (2, 6)]
+        assert segs[1].ts >= segs[0].ts > 0
+        assert _ids(spool) == [("features/m1", i + 1, f"x{i}".encode()) for i in range(6)]
     finally:
         spool.close()
 
