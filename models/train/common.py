@@ -28,7 +28,7 @@ from edgekit.pipeline import FeatureExtractor, PipelineConfig, build
 from edgekit.sim.physics import FaultSpec, MachineSignal
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 
 ZOO_FEATURES: tuple[str, ...] = (
     "rms", "peak", "peak_to_peak", "crest_factor", "kurtosis", "skewness", "shape_factor",

@@ -77,9 +77,11 @@ def test_isolation_forest_out_of_range_term_keeps_rising_where_the_trees_saturat
     assert np.allclose(reach, np.abs(rows).max(axis=0)) and beta > 0
     both = isolation_forest.export_forest(forest, (reach, beta))
     x = rows * 1.5
-    expected = -forest.decision_function(x) + beta * np.maximum(np.abs(x) - reach, 0).sum(axis=1)
+    # With the term the graph leaves out scikit-learn's constant offset_: -score_samples, not
+    # -decision_function (= -score_samples - offset_).
+    expected = -forest.score_samples(x) + beta * np.maximum(np.abs(x) - reach, 0).sum(axis=1)
     np.testing.assert_allclose(common.onnx_scores(both, x), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(common.onnx_scores(both, rows), -forest.decision_function(rows), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(common.onnx_scores(both, rows), -forest.score_samples(rows), rtol=1e-5, atol=1e-6)
     # One feature drifting far beyond the training range: the forest alone stays flat, the sum rises.
     drift = np.zeros((3, 6), np.float32)
     drift[:, 0] = reach[0] + np.array([1.0, 5.0, 20.0])
