@@ -406,6 +406,8 @@ class Detector:
                     else:
                         col = slot.scorer.run(x).reshape(n, 1)
                 except Exception:  # onnxruntime's own errors: the general path reports them per frame
+                    if entry is not None:
+                        entry[1][k] = None  # and this model runs unbound from now on
                     return None
                 runs.append((slot, x, col, group))
                 cols.append(col)

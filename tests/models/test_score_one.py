@@ -103,3 +103,26 @@ def test_scored_frame_sets_every_field_like_the_constructor() -> None:
     assert got == FeatureFrame(asset="a", values=values, names=names, channels=f.channels, t0=2.5, seq=5,
                                quality=f.quality, reasons=("ok", "ok"))
     assert got.values is values and got.column("anomaly_score").tolist() == [1.0, 1.0]
+
+
+def test_a_failing_bound_run_falls_back_to_the_general_path_and_is_dropped(tmp_path: Path) -> None:
+    det = _detector(tmp_path / "d", tmp_path)
+    ref = _detector(tmp_path / "r", tmp_path)
+    ref._one_ok = False
+    frames = [f for f in _stream(5) if f.asset == "pumpB"][:30]
+    for f in frames[:25]:
+        det.score(f)
+        ref.score(f)
+    group = det._groups[0]
+    entry = group.bound[2]
+    assert entry[1][0] is not None
+
+    def broken() -> object:  # what an onnxruntime error in a bound run looks like to the detector
+        raise RuntimeError("bound run failed")
+
+    entry[1][0] = (broken, entry[1][0][1])
+    for f in frames[25:]:
+        a, _ = det.score(f)
+        b, _ = ref.score(f)
+        np.testing.assert_array_equal(a.values, b.values)
+    assert entry[1][0] is None  # dropped after the failure: later frames run unbound
