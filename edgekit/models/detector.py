@@ -370,7 +370,8 @@ class Detector:
             return None
         slots = self._slots
         cols: list[F32] = [values]
-        runs: list[tuple[_Slot, F32, F32, _Group]] = []  # (slot, its input rows, its (n, 1) scores, group)
+        # (slot, its input rows, its (n, 1) scores, group, its threshold entry in st.thresholds)
+        runs: list[tuple[_Slot, F32, F32, _Group, tuple[str, Baseline | None, Threshold | None, float]]] = []
         for group in self._groups:
             entry = group.bound.get(n)
             if entry is None:
@@ -409,7 +410,11 @@ class Detector:
                     if entry is not None:
                         entry[1][k] = None  # and this model runs unbound from now on
                     return None
-                runs.append((slot, x, col, group))
+                # Thresholds before any alarm state moves, as in the general path.
+                hit_thr = st.thresholds.get(slot.name)
+                if hit_thr is None or hit_thr[0] != slot.scorer.info.sha256 or hit_thr[1] is not base:
+                    hit_thr = self._calibrate(st, slot, base)
+                runs.append((slot, x, col, group, hit_thr))
                 cols.append(col)
             if entry is None:  # this row count is new: bind its runs to x from the next frame on
                 if len(group.bound) >= 8:
@@ -420,10 +425,7 @@ class Detector:
             cols.insert(1, runs[0][2])
         out = np.concatenate(cols, 1)
         events: list[Event] = []
-        for slot, x, col, group in runs:
-            hit_thr = st.thresholds.get(slot.name)
-            if hit_thr is None or hit_thr[0] != slot.scorer.info.sha256 or hit_thr[1] is not base:
-                hit_thr = self._calibrate(st, slot, base)
+        for slot, x, col, group, hit_thr in runs:
             thr = hit_thr[2]
             if thr is None:
                 continue
@@ -712,7 +714,7 @@ def _scored_frame(frame: FeatureFrame, values: F32, names: tuple[str, ...]) -> F
     """``frame`` with ``values``/``names`` replaced (the score columns appended), built without
     FeatureFrame's ``__init__``: its frozen-dataclass field setting and shape check cost ~1 us warm (2-3 us
     right after feature extraction) per block; ``values`` is ``frame.values`` plus score columns, so the
-    check holds by construction. Every field is set (tests/models/test_detector.py compares with the
+    check holds by construction. Every field is set (tests/models/test_score_one.py compares with the
     constructor)."""
     new = object.__new__(FeatureFrame)
     _set(new, "asset", frame.asset)
