@@ -40,6 +40,7 @@ async def test_stuck_poll_loop_is_restarted(port: int) -> None:
         async with Running(connector, sink):
             await sink.wait_for(lambda: len(sink.of("d")) >= 2)
             connector.link.bound = hanging  # type: ignore[method-assign]
+            connector.link.epoch += 1  # the poll loop keeps its reads while the epoch stays the same
             await asyncio.wait_for(stuck.wait(), 2)
             await sink.wait_for(lambda: any(e.kind == EventKind.TASK_RESTARTED for e in sink.events), timeout=5)
             n = len(sink.of("d"))

@@ -45,7 +45,15 @@ from .config import BIT_TABLES, ModbusConnectionConfig
 from .decode import compile_scan, encode_value
 from .device import ResolvedDevice, ResolvedTag, resolve_device
 from .planner import ReadPlanner, ReadRequest, split
-from .transport import POLL_ERRORS, READ_FC, ModbusExceptionResponse, ModbusLink, check_payload, to_array
+from .transport import (
+    POLL_ERRORS,
+    READ_FC,
+    ModbusExceptionResponse,
+    ModbusLink,
+    PollCall,
+    check_payload,
+    to_array,
+)
 from .waveform import WaveformReader
 
 __all__ = ["ModbusConnector"]
@@ -178,6 +186,11 @@ class _Job:
     poll_class: str
     interval: float
     reader: WaveformReader | None = None
+    # a scan job's layout for the planner's plan ``version``, and the link's reads for it at ``epoch``
+    lay: _Layout | None = None
+    version: int = -1
+    bound: tuple[PollCall, ...] = ()
+    epoch: int = -1
 
 
 def _indices(pos: slice | np.ndarray, n: int) -> list[int]:
@@ -391,7 +404,7 @@ class ModbusConnector:
             self._deadline = now + budget  # _progress, inline
             try:
                 if job.reader is None:
-                    await self._scan(job.ds, job.poll_class, me)
+                    await self._scan(job, me)
                 else:
                     await self._wave(job.ds, job.reader)
                 self.scans += 1
@@ -522,7 +535,7 @@ class ModbusConnector:
         out.append((req, None, exc, (t0 + time.time()) / 2))
         return False
 
-    async def _scan(self, ds: _DeviceState, cls: str, me: asyncio.Task[Any]) -> None:
+    async def _scan(self, job: _Job, me: asyncio.Task[Any]) -> None:
         """One scan of a device's poll class: the planned requests in order, then one batch.
 
         The loop below is the hot path (every request answers): it has pymodbus execute the plan's
@@ -531,17 +544,22 @@ class ModbusConnector:
         it or accepts it), and keeps only each response's list and the request's midpoint time. At
         the first failure it hands what it has to the general path (:meth:`_scan_general`), which
         reads the rest request by request and marks failures."""
-        lay = ds.layout(cls)
-        link = self.link
+        ds, cls, lay, link = job.ds, job.poll_class, job.lay, self.link
+        if lay is None or job.version != ds.planner.version:  # a new plan (a refusal was learned)
+            lay = job.lay = ds.layout(cls)
+            job.version, job.epoch = ds.planner.version, -1
         unit = ds.dev.unit_id
         budget = self._request_budget
         payloads: list[Any] = []
         mids: list[float] = []
-        try:
-            bound = link.bound(lay.calls, unit)
-        except ConnectorError as exc:
-            await self._scan_failed(ds, cls, lay, payloads, mids, exc, time.time())
-            return
+        bound = job.bound
+        if job.epoch != link.epoch:  # a new client (reconnected), or a new plan
+            try:
+                bound = job.bound = link.bound(lay.calls, unit)
+            except ConnectorError as exc:
+                await self._scan_failed(ds, cls, lay, payloads, mids, exc, time.time())
+                return
+            job.epoch = link.epoch
         for execute, request, fc, count, most in bound:
             if me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation

@@ -108,6 +108,7 @@ class ReadPlanner:
         self.max_gap_bits = max_gap_bits
         self.barriers: dict[str, list[tuple[int, int]]] = {}
         self._plan: dict[str, list[ReadRequest]] = {}
+        self.version = 0  # counts plan builds: a changed version means new request lists
         self._build()
 
     def __repr__(self) -> str:
@@ -129,6 +130,7 @@ class ReadPlanner:
                                  barriers=self.barriers.get(table, ()))
             plan[cls] = reqs
         self._plan = plan
+        self.version += 1
 
     def requests(self, poll_class: str) -> list[ReadRequest]:
         return self._plan.get(poll_class, [])

@@ -130,6 +130,7 @@ class ModbusLink:
         self.connected_since: float | None = None
         self._bound: dict[tuple[tuple[tuple[int, int, int], ...], int], tuple[PollCall, ...]] = {}
         self._bound_client: object = None
+        self.epoch = 0  # changes whenever the client does: what :meth:`bound` gave under an older epoch is stale
 
     def __repr__(self) -> str:
         where = self.cfg.serial_port if self.cfg.transport == "rtu" else f"{self.cfg.host}:{self.cfg.port}"
@@ -162,6 +163,7 @@ class ModbusLink:
         client = self._make_client()
         client.set_max_no_responses(1 << 30)  # we decide when a silent link is dead, not pymodbus
         self._client = client
+        self.epoch += 1
         try:
             async with asyncio.timeout(self.cfg.timeout + 1.0):
                 ok = await client.connect()
@@ -176,6 +178,7 @@ class ModbusLink:
     def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
+            self.epoch += 1
             client.close()
         self.connected_since = None
 
@@ -275,7 +278,8 @@ class ModbusLink:
         response PDU, and ``most`` is the longest valid item list (``count``, or ``count + 7``
         padding bits). A request object serves one transaction at a time (the poll loop is
         sequential) — what the client's ``read_*`` methods would build anew for every call.
-        Cached per client, plan and unit; the caller checks each response (:func:`check_payload`'s
+        Cached per client, plan and unit (a caller may keep the result while :attr:`epoch` stays
+        the same); the caller checks each response (:func:`check_payload`'s
         rules) and hands any exception to :meth:`recover`."""
         client = self._client
         if client is not self._bound_client:
