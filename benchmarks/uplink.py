@@ -188,6 +188,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         worker.join()
+        spool.flush()  # the last acks are applied by the spool's committer thread
         assert spool.backlog("dc")[0] == 0
         return {"elapsed": elapsed, "append_s": append_s[0], "producer_cpu_s": append_s[1], "loop_cpu_s": loop_cpu,
                 "committer_cpu_s": committer_cpu,

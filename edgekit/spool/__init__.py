@@ -103,6 +103,11 @@ committer itself waits for space (the submitter feels it as ``submit`` blocking)
 is never raised to a submitter. ``append_many`` first waits for earlier submissions (so one
 thread's calls stay in order). ``close`` commits what is queued (under ``block`` without space:
 at most ``busy_timeout``, then the rest fails with :class:`~edgekit.errors.SpoolError`, logged).
+:meth:`Spool.submit_ack` is ``ack`` applied by the same committer thread (checked at once, merged
+per (uplink, stream), returns without waiting): the uplinks' event loop never waits behind a
+commit's fsync for the ingest lock. Until applied the records still count as unacknowledged; a
+crash before that loses only the ack (the records are resent, the collector drops duplicates).
+:meth:`Spool.flush` waits for queued submissions and acks.
 
 Full policy (``max_bytes`` quota on stored blob bytes, ``reserve_free_bytes`` of free disk)
 ------------------------------------------------------------------------------------------

@@ -109,6 +109,12 @@ class SpoolBase:
     def _seal_gaps(self, force: bool) -> int:
         raise NotImplementedError
 
+    def ack(self, uplink: str, stream: str, seq: int) -> None:
+        raise NotImplementedError
+
+    def _check_ack(self, uplink: str, stream: str, seq: int) -> int:
+        raise NotImplementedError
+
     def prune(self, all_streams: bool = False) -> int:
         raise NotImplementedError
 

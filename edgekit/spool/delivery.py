@@ -195,16 +195,9 @@ class DeliverySide(SpoolBase):
     @recovering
     def ack(self, uplink: str, stream: str, seq: int) -> None:
         """Cumulative ack: ``uplink`` has everything of ``stream`` up to ``seq``; prunes a bounded chunk."""
-        self._uplink_kinds(uplink)
         with self._delivery_lock:
             self._check_open()
-            with self._state:
-                last = self._last.get(stream)
-                current = self._acked.get((uplink, stream), 0)
-            if last is None or seq > last or seq < 0:
-                raise SpoolError(f"ack for {stream!r} seq {seq} from {uplink!r}: the spool (epoch {self.epoch}) "
-                                 f"assigned only up to {last or 0} in that stream")
-            if seq <= current:
+            if seq <= self._check_ack(uplink, stream, seq):
                 return
             conn = self._delivery
             try:
@@ -224,6 +217,17 @@ class DeliverySide(SpoolBase):
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise self._translate(exc, "ack") from exc
+
+    def _check_ack(self, uplink: str, stream: str, seq: int) -> int:
+        """Raise :class:`SpoolError` for an unknown uplink or a seq not assigned; the current ack."""
+        self._uplink_kinds(uplink)
+        with self._state:
+            last = self._last.get(stream)
+            current = self._acked.get((uplink, stream), 0)
+        if last is None or seq > last or seq < 0:
+            raise SpoolError(f"ack for {stream!r} seq {seq} from {uplink!r}: the spool (epoch {self.epoch}) "
+                             f"assigned only up to {last or 0} in that stream")
+        return current
 
     @recovering
     def prune(self, all_streams: bool = False) -> int:

@@ -78,18 +78,31 @@ class IngestSide(SpoolBase):
         if not items:
             adm._settle([], None)
             return adm
+        self._ensure_committer().submit(adm)
+        with self._state:
+            self._counters["submissions"] += 1
+        return adm
+
+    def submit_ack(self, uplink: str, stream: str, seq: int) -> None:
+        """:meth:`ack` applied by the committer thread (pipelined): returns at once, never waits
+        for a commit in flight. Checked here like ``ack`` (bad seq: :class:`SpoolError`); queued
+        acks of one (uplink, stream) are merged (cumulative). Until applied the records count as
+        unacknowledged; a crash before that loses only the ack (the records are sent again and the
+        collector drops the duplicates). :meth:`flush` waits for queued acks too."""
+        self._check_open()
+        self._check_ack(uplink, stream, seq)
+        self._ensure_committer().submit_ack(uplink, stream, seq)
+
+    def _ensure_committer(self) -> GroupCommitter:
         with self._committer_lock:
             self._check_open()
             committer = self._committer
             if committer is None:
                 committer = self._committer = GroupCommitter(
-                    self._append_submitted, lambda timeout, n: self.wait_for_space(timeout, n),
+                    self._append_submitted, self.ack, lambda timeout, n: self.wait_for_space(timeout, n),
                     self.cfg.submit_pending_bytes, min(self.cfg.segment_max_bytes, self.cfg.max_bytes),
                     f"spool-commit:{self.path.name}")
-        committer.submit(adm)
-        with self._state:
-            self._counters["submissions"] += 1
-        return adm
+            return committer
 
     def _append_submitted(self, items: Sequence[tuple[str, str, bytes, float]]) -> list[int | None]:
         """The committer's transaction: ``append_many``'s, counted."""

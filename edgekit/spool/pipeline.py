@@ -96,9 +96,12 @@ class GroupCommitter:
     to ``txn_bytes`` (at least one)."""
 
     def __init__(self, admit: Callable[[list[tuple[str, str, Any, float]]], list[int | None]],
+                 ack: Callable[[str, str, int], None],
                  wait_for_space: Callable[[float, int], bool], pending_limit: int, txn_bytes: int,
                  name: str) -> None:
         self._admit = admit
+        self._ack = ack
+        self._acks: dict[tuple[str, str], int] = {}  # queued cumulative acks, merged
         self._wait_for_space = wait_for_space
         self._limit = max(1, pending_limit)
         self._txn_bytes = txn_bytes
@@ -124,11 +127,21 @@ class GroupCommitter:
             self._cond.notify_all()
         return adm
 
+    def submit_ack(self, uplink: str, stream: str, seq: int) -> None:
+        """Queue a cumulative ack; the committer applies the highest queued per (uplink, stream)."""
+        with self._cond:
+            if self._closing:
+                raise SpoolError("spool is closed")
+            key = (uplink, stream)
+            if seq > self._acks.get(key, -1):
+                self._acks[key] = seq
+            self._cond.notify_all()
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is settled; False on timeout."""
+        """Wait until everything submitted so far (records and acks) is settled; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while self._queue or self._acks or self._busy:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -147,28 +160,38 @@ class GroupCommitter:
         if not self.in_committer():
             self._thread.join()
 
-    def _take(self) -> list[Admission] | None:
+    def _take(self) -> tuple[dict[tuple[str, str], int], list[Admission]] | None:
         with self._cond:
-            while not self._queue:
+            while not self._queue and not self._acks:
                 if self._closing:
                     return None
                 self._cond.wait()
+            acks, self._acks = self._acks, {}
+            self._busy = True
+            if not self._queue:
+                return acks, []
             group = [self._queue.popleft()]
             size = group[0].nbytes
             while self._queue and size + self._queue[0].nbytes <= self._txn_bytes:
                 adm = self._queue.popleft()
                 group.append(adm)
                 size += adm.nbytes
-            self._busy = True
-            return group
+            return acks, group
 
     def _run(self) -> None:
         while True:
-            group = self._take()
-            if group is None:
+            taken = self._take()
+            if taken is None:
                 return
+            acks, group = taken
             try:
-                self._commit(group)
+                for (uplink, stream), seq in acks.items():  # first: they may free space for the group
+                    try:
+                        self._ack(uplink, stream, seq)
+                    except Exception as exc:  # not lost: unacked records are sent again
+                        log.warning("spool: queued ack %s %s %d failed: %s (resent later)", uplink, stream, seq, exc)
+                if group:
+                    self._commit(group)
             finally:
                 with self._cond:
                     self._busy = False

@@ -16,7 +16,9 @@ How it works (protocol: :mod:`edgekit.uplink.frames`)
   order, which is what makes the collector's cumulative ACK sound. A segment too large for the
   collector's ``max_message_bytes`` is sent record by record (a record that alone is too large is
   dead-lettered). A spool without ``pending_segments`` is read record by record with ``pending``.
-* ACK(stream, seq) → ``spool.ack(uplink, stream, seq)`` (cumulative; the spool may then delete).
+* ACK(stream, seq) → ``spool.submit_ack(uplink, stream, seq)`` (cumulative; applied by the spool's
+  committer thread, so the event loop never waits behind a commit's fsync; ``spool.ack`` for a spool
+  without it; the spool may then delete).
   ACKs already queued when the loop gets to them are merged into one spool ack per stream.
   NACK(seq, n) → those records go to the dead-letter table (:mod:`edgekit.uplink.deadletter`), one
   row per record, committed before the ACK that covers them is applied.
@@ -444,7 +446,7 @@ class UplinkClient:
             for stream, seq in msg.acks.items():
                 done = inflight.pop_through(stream, seq)
                 if done and msg.epoch == self.spool.epoch:  # rows of an older epoch are gone already
-                    self.spool.ack(self.name, stream, seq)
+                    self._ack(self.name, stream, seq)
                     self.delivered += sum(_count(r) for r, _ in done)
                     lat = now - done[0][1]
                     self.ack_latency_s = lat if self.ack_latency_s is None else 0.9 * self.ack_latency_s + 0.1 * lat
@@ -546,6 +548,11 @@ class UplinkClient:
             await self._send_batch(sock, batch, inflight)
         self._settle_unsent(inflight)
 
+    def _ack(self, uplink: str, stream: str, seq: int) -> None:
+        """Pipelined ack (applied by the spool's committer thread): the loop never waits for a commit."""
+        submit_ack = getattr(self.spool, "submit_ack", None)
+        (submit_ack or self.spool.ack)(uplink, stream, seq)
+
     def _settle_unsent(self, inflight: _InFlight) -> None:
         """Acknowledge dead-lettered, never-sent rows that now head their stream's window."""
         for stream, dq in inflight.by_stream.items():
@@ -554,7 +561,7 @@ class UplinkClient:
                 last = _last(dq[0][0])
                 inflight.pop_through(stream, last)
             if last is not None:
-                self.spool.ack(self.name, stream, last)
+                self._ack(self.name, stream, last)
 
     async def _send_batch(self, sock: zmq.asyncio.Socket, rows: list[Any], inflight: _InFlight) -> None:
         epoch = rows[0].epoch

@@ -153,3 +153,30 @@ def test_pending_bound_blocks_the_submitter(tmp_path: Path) -> None:
         assert third and third[0].result(5) == [3]
     finally:
         spool.close()
+
+
+def test_submit_ack_never_waits_for_a_commit_and_is_applied_by_the_committer(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path / "s.db")
+    try:
+        spool.submit([("points/d1", "points", bytes([i]), None) for i in range(10)]).result(5)
+        with pytest.raises(SpoolError, match="assigned only up to 10"):
+            spool.submit_ack("b", "points/d1", 11)
+        with pytest.raises(SpoolError):
+            spool.submit_ack("nobody", "points/d1", 1)
+        with spool._ingest_lock:  # a commit in flight: ack() would wait here, submit_ack does not
+            t = time.monotonic()
+            spool.submit_ack("b", "points/d1", 4)
+            spool.submit_ack("b", "points/d1", 7)  # merged: one cumulative ack
+            spool.submit_ack("b", "points/d1", 6)
+            assert time.monotonic() - t < 0.5
+            assert spool._acked.get(("b", "points/d1"), 0) == 0  # not applied: it needs this lock
+        assert spool.flush(5)
+        assert spool.backlog("b")[0] == 3
+        assert [r.seq for r in spool.pending("b")] == [8, 9, 10]
+    finally:
+        spool.close()
+    spool = open_spool(tmp_path / "s.db")
+    try:
+        assert spool.first_unacked("b") == {"points/d1": 8}
+    finally:
+        spool.close()
