@@ -2,7 +2,9 @@
 
 Loop (one thread; ``Collector.serve(stop)``): wait for messages; drain what is queued (up to
 ``batch_messages`` messages or ``batch_bytes``; a batch with DATA but fewer than ``group_messages``
-messages waits up to ``group_linger_s`` (2 ms) for more — group commit); decode and validate each;
+messages and below ``GROUP_LINGER_MAX_BYTES`` (256 KiB) waits up to ``group_linger_s`` (2 ms) for
+more — group commit; a batch already that large gains little from waiting, its fsync is shared by
+enough records); decode and validate each;
 write all DATA of the batch into the store in one transaction; COMMIT (one fsync under ``synchronous=FULL``); only then
 send the NACKs and cumulative ACKs (protocol: :mod:`edgekit.uplink.frames`).
 
@@ -37,6 +39,9 @@ from .auth import AllowList, ZapAuthenticator
 from .store import LAYOUTS, Store
 
 __all__ = ["Collector", "CollectorThread", "run_in_thread"]
+
+GROUP_LINGER_MAX_BYTES = 256 << 10
+"""A batch holding this many bytes commits without lingering for more messages."""
 
 log = logging.getLogger("edgekit.collector")
 
@@ -254,7 +259,8 @@ class Collector:
             except zmq.Again:
                 # group commit: a batch of fewer than group_messages DATA waits up to group_linger_s
                 # for more (one fsync and one ACK for several messages instead of one each)
-                if not touched or messages >= self.group_messages or self.group_linger_s <= 0:
+                if (not touched or messages >= self.group_messages or nbytes >= GROUP_LINGER_MAX_BYTES
+                        or self.group_linger_s <= 0):
                     break
                 now = time.monotonic()
                 deadline = now + self.group_linger_s if deadline is None else deadline
