@@ -7,6 +7,7 @@ import dataclasses
 import math
 import random
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,6 +85,23 @@ def test_scan_decoder_every_type_and_byte_order() -> None:
         scan.values([regs[1:-1], [True] * 8])  # a short block
     with pytest.raises(DecodeError):
         scan.values([regs[1:], [1, 0, 0, 0, 0, 0, 0, 0]])  # bits that are not booleans
+
+    # the poll path's variant takes the response PDUs and checks their lists as check_payload does
+    checked = compile_scan([reg_dec.fast, coil_dec.fast], [(3, len(regs) - 1), (1, 3)])
+    assert checked.responses is not None
+
+    class Pdu:
+        def __init__(self, fc: int, items: Any) -> None:
+            self.function_code, self.registers, self.bits = fc, items if fc > 2 else [], items if fc < 3 else []
+
+    bits = [True, False, False, True, False, False, False, False]
+    assert checked.responses([Pdu(3, regs[1:]), Pdu(1, bits)]) == got
+    for bad in ([Pdu(3, regs[1:] + [0]), Pdu(1, bits)],  # one register too many
+                [Pdu(3, tuple(regs[1:])), Pdu(1, bits)],  # not a list
+                [Pdu(3, regs[1:]), Pdu(1, bits + [False] * 3)],  # 11 bits for 3
+                [Pdu(3, regs[1:]), Pdu(1, bits[:2])]):  # 2 bits for 3
+        with pytest.raises(DecodeError):
+            checked.responses(bad)
 
 
 @pytest.mark.parametrize("planned", [True, False])

@@ -110,3 +110,32 @@ async def test_retries_then_device_timeout(port: int) -> None:
         link.close()
         await proxy.stop()
         await server.shutdown()
+
+
+async def test_poll_path_retry_answers(port: int) -> None:
+    # retries = 1 on the poll path: the first attempt of a scan is swallowed (silent peer), the
+    # retry answers — the scan stays GOOD, no error is counted, and the link counts both attempts
+    server = await start_tcp_server({1: {"holding_register": {0: 42}}}, port)
+    proxy = await FaultProxy(port).start()
+    connector = modbus.build(parse(ModbusConnectionConfig, {
+        "name": "retry", "port": proxy.port, "timeout": "200ms", "retries": 1,
+        "devices": [{"name": "d", "poll": {"default": "20ms"},
+                     "tags": [{"name": "v", "address": 0, "table": "holding_register"}]}],
+    }, "modbus[0]"))
+    sink = CollectSink()
+    try:
+        async with Running(connector, sink):
+            await sink.wait_for(lambda: len(sink.of("d")) >= 2)
+            proxy.set("half_open")
+            await asyncio.sleep(0.1)  # one request is swallowed; its retry goes out after the 200 ms timeout
+            proxy.set("pass")
+            n = len(sink.of("d"))
+            await sink.wait_for(lambda: len(sink.of("d")) >= n + 3)
+            health = connector.health()
+    finally:
+        await proxy.stop()
+        await server.shutdown()
+    assert connector.link.timeouts == 1
+    assert all(b.quality.tolist() == [Quality.GOOD] and b.values.tolist() == [42.0] for b in sink.of("d"))
+    assert health["errors"] == {} and health["devices"]["d"]["errors"] == {}
+    assert health["requests"] == health["scans"] + 1  # one request per scan, plus the swallowed attempt

@@ -17,7 +17,7 @@ from pymodbus.pdu.decoders import DecodePDU
 from edgekit.config.parse import parse
 from edgekit.connectors import modbus
 from edgekit.connectors.modbus.config import ModbusConnectionConfig
-from edgekit.connectors.modbus.decode import BlockDecoder, compile_decoder
+from edgekit.connectors.modbus.decode import BlockDecoder, compile_decoder, compile_scan
 from edgekit.connectors.modbus.device import ResolvedTag
 from edgekit.connectors.modbus.transport import ModbusExceptionResponse, check_payload, check_response
 from edgekit.errors import DecodeError
@@ -56,11 +56,23 @@ def checked(fc: int, count: int, pdu: Any) -> None:
         fast = dec.fast.values(check_payload(fc, count, pdu))
     except (DecodeError, ModbusExceptionResponse):
         pass
+    # the poll loop's own path: a response with the request's function code goes to the scan
+    # decoder, which checks its list; any other goes through check_payload at once
+    scan: Any = None
+    if getattr(pdu, "function_code", None) is fc:
+        try:
+            scan = compile_scan([dec.fast], [(fc, count)]).responses([pdu])  # type: ignore[misc]
+        except DecodeError:
+            pass
     try:
         out = check_response(fc, count, pdu)
     except (DecodeError, ModbusExceptionResponse):
         assert fast is None, "the fast path accepted what the strict check refuses"
+        assert scan is None, "the scan decoder accepted what the strict check refuses"
         return
+    if scan is not None:
+        assert fast is not None and np.array_equal(np.array(scan, dtype=np.float64), np.array(fast, dtype=np.float64),
+                                                   equal_nan=True)
     assert out.shape == (count,)
     assert out.dtype in (np.uint16, np.uint8)
     if fast is not None:  # both paths accepted it: they agree

@@ -89,7 +89,8 @@ class _Compiled:
         self.counts = tuple(len(r.tags) for r in reqs)
         self.strings = any(r.decoder.strings for r in reqs)
         self.deadband = any(t.deadband > 0 for r in reqs for t in r.tags)
-        self.decoder = compile_scan([r.decoder.fast for r in reqs])  # type: ignore[misc]
+        self.decoder = compile_scan([r.decoder.fast for r in reqs],  # type: ignore[misc]
+                                    [(READ_FC[r.table], r.count) for r in reqs])
         tags = [t for r in reqs for t in r.tags]
         bits = [r.table in BIT_TABLES for r in reqs for _ in r.tags]  # bits are never scaled
         scale = np.array([1.0 if b else t.scale for t, b in zip(tags, bits, strict=True)])
@@ -539,11 +540,13 @@ class ModbusConnector:
         """One scan of a device's poll class: the planned requests in order, then one batch.
 
         The loop below is the hot path (every request answers): it has pymodbus execute the plan's
-        prebuilt read requests (:meth:`ModbusLink.bound`), accepts a response whose function code, list
-        type and length are right (anything else goes through :func:`check_payload`, which refuses
-        it or accepts it), and keeps only each response's list and the request's midpoint time. At
-        the first failure it hands what it has to the general path (:meth:`_scan_general`), which
-        reads the rest request by request and marks failures."""
+        prebuilt read requests (:meth:`ModbusLink.bound`) and keeps each response and the request's
+        midpoint time; a response with another function code (an exception response) goes through
+        :func:`check_payload` at once, the item lists of the rest are checked by the same rules
+        where the scan decodes them (:attr:`ScanDecoder.responses`). At the first failed read it
+        hands what it has to the general path (:meth:`_scan_general`), which reads the rest request
+        by request and marks failures; a response that fails its check or decoding is marked BAD
+        there, the others keep their values."""
         ds, cls, lay, link = job.ds, job.poll_class, job.lay, self.link
         if lay is None or job.version != ds.planner.version:  # a new plan (a refusal was learned)
             lay = job.lay = ds.layout(cls)
@@ -552,6 +555,7 @@ class ModbusConnector:
         budget = self._request_budget
         payloads: list[Any] = []
         mids: list[float] = []
+        recovered = 0
         bound = job.bound
         if job.epoch != link.epoch:  # a new client (reconnected), or a new plan
             try:
@@ -560,7 +564,7 @@ class ModbusConnector:
                 await self._scan_failed(ds, cls, lay, payloads, mids, exc, time.time())
                 return
             job.epoch = link.epoch
-        for execute, request, fc, count, most in bound:
+        for execute, request, fc in bound:
             if me.cancelling():
                 # pymodbus awaits with asyncio.wait_for, which on 3.11 can swallow a cancellation
                 # that races with a response: honour it here so the loop always stops when asked
@@ -568,28 +572,28 @@ class ModbusConnector:
             t0 = _time()
             try:
                 pdu = await execute(False, request)
-                data = pdu.bits if fc < 3 else pdu.registers
                 # ``is``: an int of this exact value (CPython keeps one object per small int), as
-                # check_payload demands; anything else is judged by check_payload itself
-                if pdu.function_code is not fc or type(data) is not list or not count <= len(data) <= most:
-                    data = check_payload(fc, count, pdu)
+                # check_payload demands; an exception response or anything else is judged by it now,
+                # the item list of a matching response where the scan decodes it
+                if pdu.function_code is not fc:
+                    check_payload(fc, request.count, pdu)
             except POLL_ERRORS as exc:
                 try:
-                    data = await link.recover(exc, fc, request.address, count, unit)
+                    pdu = await link.recover(exc, fc, request.address, request.count, unit)  # a retry answered
                 except (ConnectorError, DecodeError) as err:  # a link that is down raises here too
-                    link.requests += len(payloads)
+                    link.requests += len(payloads) - recovered
                     await self._scan_failed(ds, cls, lay, payloads, mids, err, t0)
                     return
+                recovered += 1  # its attempts are counted by the link
             mids.append((t0 + _time()) * 0.5)
             self._deadline = _monotonic() + budget  # _progress, inline: every request
-            payloads.append(data)
-        link.requests += len(payloads)
+            payloads.append(pdu)
+        link.requests += len(payloads) - recovered
         self._link_silent = 0  # _link_result(None), inline
-        try:  # every planned request answered: the whole scan decodes at once, in batch order
-            raw = lay.decoder.values(payloads)
+        try:  # every planned request answered: the whole scan is checked and decoded at once, in batch order
+            raw = lay.decoder.responses(payloads)  # type: ignore[misc]
         except DecodeError:  # the general path marks the request that failed, and only it
-            done: list[_Result] = [(r, p, None, m) for r, p, m in zip(lay.requests, payloads, mids, strict=True)]
-            await self._scan_general(ds, cls, lay, done, len(lay.requests))
+            await self._scan_general(ds, cls, lay, self._checked(lay, payloads, mids), len(lay.requests))
             return
         batch = self._good_batch(ds, lay, payloads, mids, raw)
         if lay.deadband:  # filtered by _emit
@@ -610,9 +614,21 @@ class ModbusConnector:
         if payloads:
             self._link_silent = 0  # they answered: _link_result(None)
         planned = lay.requests
-        results: list[_Result] = [(r, p, None, m) for r, p, m in zip(planned, payloads, mids, strict=False)]
+        results = self._checked(lay, payloads, mids)
         await self._read_failed(ds, planned[len(payloads)], exc, t0, results)
         await self._scan_general(ds, cls, lay, results, len(payloads) + 1)
+
+    @staticmethod
+    def _checked(lay: _Layout, pdus: list[Any], mids: list[float]) -> list[_Result]:
+        """The results of the planned requests that answered (``pdus``, in plan order), each through
+        :func:`check_payload`: its item list, or the error that refuses it."""
+        results: list[_Result] = []
+        for req, (fc, _, count), pdu, mid in zip(lay.requests, lay.calls, pdus, mids, strict=False):
+            try:
+                results.append((req, check_payload(fc, count, pdu), None, mid))
+            except (ConnectorError, DecodeError) as exc:
+                results.append((req, None, exc, mid))
+        return results
 
     async def _scan_general(self, ds: _DeviceState, cls: str, lay: _Layout,
                             results: list[_Result], first: int) -> None:
@@ -687,7 +703,7 @@ class ModbusConnector:
 
     def _good_batch(self, ds: _DeviceState, lay: _Layout, payloads: list[Any], mids: list[float],
                     raw: tuple[Any, ...]) -> PointBatch:
-        """The common case of :meth:`_scan`: every planned request answered and decoded. The raw
+        """The common case of :meth:`_scan` (``payloads`` are the response PDUs): every planned request answered and decoded. The raw
         values, the requests' midpoint times and the receive time become the batch's three float64
         columns: one precompiled ``struct`` pack into a fresh buffer, one numpy array on it, three
         views, scale and offset in place; the quality column is the layout's shared, read-only
@@ -698,7 +714,8 @@ class ModbusConnector:
         if lay.strings:
             for req, payload, pos in zip(lay.requests, payloads, lay.slices.values(), strict=True):
                 if req.decoder.strings:
-                    _, txt = req.decoder.decode(to_array(READ_FC[req.table], req.count, payload))
+                    fc = READ_FC[req.table]
+                    _, txt = req.decoder.decode(to_array(fc, req.count, check_payload(fc, req.count, payload)))
                     if txt is not None:
                         texts = texts or [None] * n
                         texts[pos] = txt

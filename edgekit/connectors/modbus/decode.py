@@ -286,7 +286,9 @@ class ScanDecoder:
     decoders: tuple[FastDecoder, ...]
     pick: Callable[[Sequence[Any]], Any]
     single: bool
-    values: Callable[[Sequence[Sequence[Any]]], tuple[Any, ...]]  # payloads -> raw values; raises DecodeError
+    values: Callable[[Sequence[Any]], tuple[Any, ...]]  # the responses' lists -> raw values; raises DecodeError
+    # the same from the response PDUs, checked first as check_payload would (compile_scan with calls)
+    responses: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
 
 
 def _registers_be(data: Sequence[Any], needed: int) -> bytes:
@@ -313,20 +315,36 @@ def _not_bools(got: Sequence[Any]) -> None:
             raise DecodeError(f"bits are not booleans: {type(b).__name__}")
 
 
-def _compile_values(decoders: Sequence[FastDecoder], pick: Callable[[Sequence[Any]], Any],
-                    single: bool) -> Callable[[Sequence[Sequence[Any]]], tuple[Any, ...]]:
+def _compile_values(decoders: Sequence[FastDecoder], pick: Callable[[Sequence[Any]], Any], single: bool,
+                    checks: Sequence[tuple[int, int]] | None = None) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """Generate the scan decoder's function (see :class:`ScanDecoder`): straight-line code with
     every per-request constant folded in; it computes exactly what the FastDecoders' ``extend``
-    compute, in the same order, and raises the same DecodeErrors."""
+    compute, in the same order, and raises the same DecodeErrors. With ``checks`` (function code,
+    count per request) it takes the response PDUs instead of their lists and first applies
+    :func:`~edgekit.connectors.modbus.transport.check_payload`'s structural rules to each (a list of
+    exactly ``count`` registers, or of ``count`` to ``count + 7`` bits; anything else goes through
+    ``check_payload`` itself, which raises its DecodeError or accepts)."""
+    from .transport import check_payload  # the link module imports this one
+
     env: dict[str, Any] = {"_pick": pick, "_DecodeError": DecodeError, "_error": struct.error, "_array": array,
                            "_be": _registers_be, "_short_bits": _short_bits, "_not_bools": _not_bools,
-                           "_set": set, "_map": map, "_type": type, "_BOOL": {bool}, "_nan": math.nan}
+                           "_set": set, "_map": map, "_type": type, "_BOOL": {bool}, "_nan": math.nan,
+                           "_list": list, "_len": len, "_check": check_payload}
     n = len(decoders)
-    names = [f"d{i}" for i in range(n)]
-    body = [f"    {', '.join(names)}{',' if n == 1 else ''} = payloads"] if n else ["    if payloads: raise ValueError('too many payloads')"]
+    arg = "payloads" if checks is None else "responses"
+    names = [f"{'d' if checks is None else 'r'}{i}" for i in range(n)]
+    body = [f"    {', '.join(names)}{',' if n == 1 else ''} = {arg}"] if n else [f"    if {arg}: raise ValueError('too many {arg}')"]
     parts: list[str] = []
     for i, dec in enumerate(decoders):
         d = f"d{i}"
+        if checks is not None:
+            fc, count = checks[i]
+            if dec.bits:
+                body += [f"    {d} = r{i}.bits",
+                         f"    if _type({d}) is not _list or not {count} <= _len({d}) <= {count + 7}: {d} = _check({fc}, {count}, r{i})"]
+            else:
+                body += [f"    {d} = r{i}.registers",
+                         f"    if _type({d}) is not _list or _len({d}) != {count}: {d} = _check({fc}, {count}, r{i})"]
         if dec.bits:
             env[f"p{i}"] = dec.pick
             body.append(f"    if len({d}) < {dec.needed}: _short_bits({d}, {dec.needed})")
@@ -359,13 +377,14 @@ def _compile_values(decoders: Sequence[FastDecoder], pick: Callable[[Sequence[An
             parts.append(f"(_nan,) * {dec.n_strings}")
     got = f"_pick([{', '.join('*' + p for p in parts)}])"
     body.append(f"    return ({got},)" if single else f"    return {got}")
-    code = "def values(payloads):\n" + "\n".join(body) + "\n"
+    code = f"def values({arg}):\n" + "\n".join(body) + "\n"
     exec(compile(code, "<modbus scan decoder>", "exec"), env)  # built from the compiled plan's constants only
     return env["values"]  # type: ignore[no-any-return]
 
 
-def compile_scan(decoders: Sequence[FastDecoder]) -> ScanDecoder:
-    """The :class:`ScanDecoder` of requests decoded by ``decoders`` (in plan order)."""
+def compile_scan(decoders: Sequence[FastDecoder], calls: Sequence[tuple[int, int]] | None = None) -> ScanDecoder:
+    """The :class:`ScanDecoder` of requests decoded by ``decoders`` (in plan order); with ``calls``
+    (function code, count of each request) also its :attr:`ScanDecoder.responses`."""
     perm: list[int] = []
     base = 0
     for dec in decoders:
@@ -373,7 +392,8 @@ def compile_scan(decoders: Sequence[FastDecoder]) -> ScanDecoder:
         base += len(dec.perm)
     pick = operator.itemgetter(*perm) if perm else _none
     single = len(perm) == 1
-    return ScanDecoder(tuple(decoders), pick, single, _compile_values(decoders, pick, single))
+    return ScanDecoder(tuple(decoders), pick, single, _compile_values(decoders, pick, single),
+                       None if calls is None else _compile_values(decoders, pick, single, calls))
 
 
 def _compile_fast(tags: Sequence[ResolvedTag], start: int, needed: int, *, bits: bool) -> FastDecoder:

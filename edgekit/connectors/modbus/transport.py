@@ -44,8 +44,9 @@ READ_FC = {"coil": 1, "discrete_input": 2, "holding_register": 3, "input_registe
 _BIT_FC = (1, 2)
 _READ_METHOD = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers", 4: "read_input_registers"}
 # what a poll-path read may raise that :meth:`ModbusLink.recover` turns into an edgekit error
-POLL_ERRORS = (TimeoutError, OSError, ModbusException, ConnectorError, DecodeError)
-PollCall = tuple[Callable[..., Any], Any, int, int, int]
+# (AttributeError: a response object without a function code — never from pymodbus' decoder)
+POLL_ERRORS = (TimeoutError, OSError, ModbusException, ConnectorError, DecodeError, AttributeError)
+PollCall = tuple[Callable[..., Any], Any, int]
 _READ_REQUEST = {1: ReadCoilsRequest, 2: ReadDiscreteInputsRequest, 3: ReadHoldingRegistersRequest,
                  4: ReadInputRegistersRequest}
 
@@ -272,15 +273,13 @@ class ModbusLink:
 
     def bound(self, calls: tuple[tuple[int, int, int], ...], unit: int) -> tuple[PollCall, ...]:
         """The poll path's reads of a plan's ``calls`` (function code, start, count) to ``unit`` on
-        the current client: per call ``(execute, request, fc, count, most)`` where ``await
-        execute(False, request)`` sends the prebuilt pymodbus read request (pymodbus' public
-        ``execute``, on RTU wrapped in the bus lock and the inter-frame pause) and returns the
-        response PDU, and ``most`` is the longest valid item list (``count``, or ``count + 7``
-        padding bits). A request object serves one transaction at a time (the poll loop is
-        sequential) — what the client's ``read_*`` methods would build anew for every call.
-        Cached per client, plan and unit (a caller may keep the result while :attr:`epoch` stays
-        the same); the caller checks each response (:func:`check_payload`'s
-        rules) and hands any exception to :meth:`recover`."""
+        the current client: per call ``(execute, request, fc)`` where ``await execute(False,
+        request)`` sends the prebuilt pymodbus read request (pymodbus' public ``execute``, on RTU
+        wrapped in the bus lock and the inter-frame pause) and returns the response PDU. A request
+        object serves one transaction at a time (the poll loop is sequential) — what the client's
+        ``read_*`` methods would build anew for every call. Cached per client, plan and unit (a
+        caller may keep the result while :attr:`epoch` stays the same); the caller checks each
+        response (:func:`check_payload`'s rules) and hands any exception to :meth:`recover`."""
         client = self._client
         if client is not self._bound_client:
             self._bound.clear()
@@ -290,8 +289,8 @@ class ModbusLink:
             if client is None:
                 raise ConnectorError(f"not connected to {self.where}")
             execute = self._rtu_call(client.execute) if self.inter_frame_s else client.execute
-            got = tuple((execute, _READ_REQUEST[fc](address=start, count=count, dev_id=unit), fc, count,
-                         count + 7 if fc in _BIT_FC else count) for fc, start, count in calls)
+            got = tuple((execute, _READ_REQUEST[fc](address=start, count=count, dev_id=unit), fc)
+                        for fc, start, count in calls)
             self._bound[calls, unit] = got
         return got
 
@@ -304,10 +303,11 @@ class ModbusLink:
                     await asyncio.sleep(self.inter_frame_s)
         return call
 
-    async def recover(self, exc: BaseException, fc: int, start: int, count: int, unit: int) -> list[Any]:
+    async def recover(self, exc: BaseException, fc: int, start: int, count: int, unit: int) -> Any:
         """A poll-path read (see :meth:`bound`) raised ``exc``: turn it into the edgekit error
         :meth:`read_payload` raises for it — or, for a timeout with ``retries`` left, make the
-        remaining attempts and return the checked list."""
+        remaining attempts and return the response PDU, its function code checked as
+        :func:`check_payload` does (the caller checks its item list). Counts the first attempt."""
         if isinstance(exc, (ConnectorError, DecodeError)):  # the response check refused it
             self.requests += 1
             raise exc
@@ -321,8 +321,12 @@ class ModbusLink:
                 raise self._no_answer(unit, 1) from exc
             if self.inter_frame_s:
                 async with self.lock:
-                    return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count, 1)  # type: ignore[no-any-return]
-            return await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, fc, count, 1)  # type: ignore[no-any-return]
+                    pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, 0, 0, 1)
+            else:
+                pdu = await self._attempts(_READ_METHOD[fc], (start,), unit, {"count": count}, 0, 0, 1)
+            if getattr(pdu, "function_code", None) is not fc:
+                check_payload(fc, count, pdu)  # raises for an exception response, as the first attempt would
+            return pdu
         if isinstance(exc, ConnectionException):
             raise ConnectorError(f"{self.where}: connection lost: {exc}") from exc
         raise ConnectorError(f"{self.where} unit {unit}: {type(exc).__name__}: {exc}") from exc
