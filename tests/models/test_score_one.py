@@ -8,6 +8,7 @@ evidence) and alarm state must be identical, not merely close: same float32 oper
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,26 @@ def test_a_failing_bound_run_falls_back_to_the_general_path_and_is_dropped(tmp_p
         b, _ = ref.score(f)
         np.testing.assert_array_equal(a.values, b.values)
     assert entry[1][0] is None  # dropped after the failure: later frames run unbound
+
+
+def test_after_a_hot_reload_the_one_frame_path_runs_the_new_model(tmp_path: Path) -> None:
+    inputs = ["rms", "kurtosis", "crest_factor"]
+    live = write_model(tmp_path / "live.onnx", inputs, version="1")
+    v2 = write_model(tmp_path / "v2.onnx", inputs, version="2", scale=3.0)
+    det = build_detector([ModelConfig(path=str(live), reload_interval=3600.0)], NAMES, tmp_path / "b",
+                         baseline=BaselineConfig(commission_blocks=20, min_blocks=20))
+    frames = [f for f in _stream(6) if f.asset == "pumpA" and np.isfinite(f.values).all()
+              and max(f.quality.tolist()) < Quality.BAD]
+    for f in frames[:25]:
+        det.score(f)
+    before, _ = det.score(frames[25])  # bound runs serve this frame
+    assert det._groups[0].bound
+    tmp = live.with_suffix(".tmp")
+    tmp.write_bytes(v2.read_bytes())
+    st = live.stat()
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    os.replace(tmp, live)
+    (ev,) = det.maybe_reload(force=True)
+    assert ev.data["accepted"] and ev.data["new"] == "2"
+    after, _ = det.score(frames[25])
+    np.testing.assert_allclose(after.column("anomaly_score"), 3.0 * before.column("anomaly_score"), rtol=1e-6)
