@@ -4,8 +4,10 @@ The payload is N FeatureFrames of 16 channels × 32 features (512 float32 values
 packed by ``edgekit.codec``), built before timing. Both paths run with the receiver in a forked
 child process (its CPU is separate, like a data-centre machine), on loopback TCP:
 
-* **edgekit**: a worker thread admits the frames to a Spool (``append_many`` in groups of 64, WAL,
-  ``synchronous=FULL``) while an UplinkClient (CURVE, credit 2048 — the collector grants the same —
+* **edgekit**: a worker thread hands the frames to a Spool in groups of 64 with ``Spool.submit``, as
+  the gateway's worker does (pipelined group commit: the spool's committer thread commits what is
+  queued in one transaction, WAL, ``synchronous=FULL``; the uplink is notified at each commit)
+  while an UplinkClient (CURVE, credit 2048 — the collector grants the same —
   batches of 64) sends them to a Collector (CURVE, allow-list) that decodes every record into the
   SQLite store (``synchronous=FULL``) and ACKs after each commit; the clock stops when the spool has
   no unacknowledged row.
@@ -20,8 +22,10 @@ and the median time of one fsync after writing 64 records' bytes on the same dis
 (decode + insert + commit, no network), and the end-to-end run with the collector's ``packed``
 features layout (one row per frame instead of one per channel). ``cpu_us_per_record_*``: CPU
 time per delivered record in the segments rounds (median), per thread group — the gateway's
-producer thread (``append_many``), its event-loop thread (uplink client, spool reads and acks), its
-other threads (libzmq I/O: CURVE, TCP), the collector's serve thread and its other threads.
+producer thread (``submit``), the spool's committer thread (segment encoding, SQLite insert, commit
+and fsync, queued acks and prunes), its event-loop thread (uplink client, spool reads), its other
+threads (libzmq I/O: CURVE, TCP), the collector's serve thread and its other threads. Under load
+from other jobs the per-thread CPU figures inflate (shared cores), so compare them within a run.
 
     .venv/bin/python benchmarks/uplink.py [--quick] [--json]
 """
