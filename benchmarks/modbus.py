@@ -20,6 +20,11 @@ and the same against raw+decoding. Target (issue 4): overhead <= 25 % over raw, 
 raw pymodbus polls the same tags one request per tag (what a naive gateway does) for values/s.
 
     .venv/bin/python benchmarks/modbus.py [--quick] [--json]
+
+Machine instructions per request, independent of the load (see docs/modbus.md, "Benchmark"):
+
+    for n in 600 3000; do for m in raw edgekit; do OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind \
+      --callgrind-out-file=/tmp/cg.$m.$n .venv/bin/python benchmarks/modbus.py --requests $m $n; done; done
 """
 
 from __future__ import annotations
@@ -288,8 +293,75 @@ def measure(quick: bool) -> dict[str, Any]:
     }
 
 
+async def _count_raw(port: int, plan: list[tuple[int, str, int, int]], n: int) -> None:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=20, retries=0, reconnect_delay=0)
+    await client.connect()
+    calls = {"holding_register": client.read_holding_registers, "coil": client.read_coils}
+    done = 0
+    while done < n:
+        for unit, table, start, count in plan[:n - done]:
+            rr = await calls[table](start, count=count, device_id=unit)
+            if rr.isError():
+                raise RuntimeError(f"raw request failed: {rr}")
+            done += 1
+    client.close()
+
+
+async def _count_edgekit(cfg: Any, n: int) -> None:
+    from edgekit.connectors import modbus
+
+    done = asyncio.Event()
+
+    class Sink(_CountingSink):
+        async def points(self, batch: Any) -> None:
+            await super().points(batch)
+            if connector.link.requests >= n:
+                done.set()
+
+    connector = modbus.build(cfg)
+    task = asyncio.create_task(connector.run(Sink()))
+    await done.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    if sum(connector.health()["errors"].values()):
+        raise RuntimeError(f"edgekit requests failed: {connector.health()['errors']}")
+
+
+def count(mode: str, n: int) -> None:
+    """``--requests raw|edgekit N``: issue N requests of the benchmark's plan (timeouts 20 s) and exit —
+    for instruction counts under ``valgrind --tool=callgrind`` (the server subprocess is not traced):
+    per request = (count at N=3000 - count at N=600) / 2400, independent of the machine's load."""
+    from dataclasses import replace
+
+    from edgekit.connectors.modbus.device import resolve_device
+    from edgekit.connectors.modbus.planner import ReadPlanner
+
+    port = harness.free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(DEVICES)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("benchmark server did not start")
+        cfg = replace(_config(port), timeout=20.0)
+        if mode == "raw":
+            plan = [(dev.unit_id, r.table, r.start, r.count) for dev in
+                    (resolve_device(d, max_registers=125, max_bits=2000) for d in cfg.devices)
+                    for r in ReadPlanner(dev).requests("default")]
+            asyncio.run(_count_raw(port, plan, n))
+        else:
+            asyncio.run(_count_edgekit(cfg, n))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         asyncio.run(_serve(int(sys.argv[2]), int(sys.argv[3])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--requests" and sys.argv[2] in ("raw", "edgekit"):
+        count(sys.argv[2], int(sys.argv[3]))
     else:
         harness.main("modbus", measure)

@@ -16,9 +16,11 @@ takes the response's Python list as pymodbus delivers it, packs it once big-endi
 precompiled ``struct`` (packing validates the 0..65535 integers; when BADC/CDAB tags exist, an
 ``array`` copy with every register's bytes swapped gives the little-endian buffer) and reads every
 numeric tag as one field of a precompiled ``struct`` format per (buffer, endianness) — one C call
-per byte order, raw values, unscaled. A :class:`ScanDecoder` (one per device poll class and plan)
-runs the FastDecoders of all the scan's responses into one list and puts it in batch order with
-one ``itemgetter``; the poller scales the whole scan at once. Inside a busy event loop, where
+per byte order, raw values, unscaled. A :class:`ScanDecoder` (one per poll plan, shared by devices
+with the same plan) is the same work for all the scan's responses generated as one straight-line
+function (no Python call or loop per request; on the poll path it also applies the structural
+response checks to each response's list), ending in one ``itemgetter`` that puts the values in
+batch order; the poller scales the whole scan at once. Inside a busy event loop, where
 pymodbus and the kernel evict the caches between requests, each numpy call costs several µs; this
 path makes none per request. The decoders must agree exactly (tested for every type x byte order
 and on fuzzed responses).
