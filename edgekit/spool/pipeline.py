@@ -138,7 +138,10 @@ class GroupCommitter:
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far (records and acks) is settled; False on timeout."""
+        """Wait until everything submitted so far (records and acks) is settled; False on timeout
+        (and at once from a done callback: the committer cannot wait for itself)."""
+        if self.in_committer():
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._queue or self._acks or self._busy:
