@@ -56,6 +56,10 @@ class _Unscored(NamedTuple):
     error: Exception | None
 
 
+_Row = tuple[str, str, bytes, float | None]
+"""A record as handed to the spool: (stream, kind, packed blob, ts or None for the commit time)."""
+
+
 class GatewaySink:
     """What connectors hand their data to (see :class:`~edgekit.runtime.interfaces.Sink`)."""
 
@@ -90,6 +94,8 @@ class Gateway:
                                      backoff_max_s=g.restart_backoff_max)
         self.queue: asyncio.Queue[PointBatch | WaveformBlock] = asyncio.Queue(maxsize=g.queue_blocks)
         self._events: deque[Event] = deque()
+        # spool submissions not yet settled by _spool (oldest first; worker thread only)
+        self._spool_pending: deque[tuple[Any, list[_Row]]] = deque()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgekit-pipeline")
         self._stop = asyncio.Event()
         self._started = time.time()
@@ -365,10 +371,10 @@ class Gateway:
         next transaction (one fsync). With the queue empty it waits until everything submitted is
         committed, so at light load (and at shutdown) a batch is in the spool when this returns,
         as with ``append_many``. A submission that failed is retried here synchronously."""
-        inflight = self._spool_inflight()
+        inflight = self._spool_pending
         if records:
             gw = self.cfg.gateway.id
-            rows: list[tuple[str, str, bytes, float | None]] = []
+            rows: list[_Row] = []
             for r in records:
                 kind = kind_of(r)
                 asset = gw if kind in ("event", "gap") else getattr(r, "asset", None) or getattr(r, "device", gw)
@@ -393,20 +399,12 @@ class Gateway:
                 log.warning("spool refused a batch (%s); retrying", exc)
                 self._append_rows(rows)
 
-    def _spool_inflight(self) -> deque[tuple[Any, list[tuple[str, str, bytes, float | None]]]]:
-        """Submissions not yet settled by :meth:`_spool` (oldest first; worker thread only)."""
-        inflight: deque[tuple[Any, list[tuple[str, str, bytes, float | None]]]] | None
-        inflight = self.__dict__.get("_spool_pending")
-        if inflight is None:
-            inflight = self.__dict__["_spool_pending"] = deque()
-        return inflight
-
     def _spool_committed(self, _admission: Any) -> None:
         """Committer thread: a submission is in the spool (or failed): wake the uplinks."""
         for uplink in self.uplinks.values():
             uplink.notify()
 
-    def _append_rows(self, rows: list[tuple[str, str, bytes, float | None]]) -> None:
+    def _append_rows(self, rows: list[_Row]) -> None:
         """Admit ``rows`` synchronously, waiting under back-pressure and retrying failures."""
         now = time.time()
         items = [(stream, kind, blob, now if ts is None else ts) for stream, kind, blob, ts in rows]
