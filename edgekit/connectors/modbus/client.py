@@ -61,7 +61,6 @@ __all__ = ["ModbusConnector"]
 log = logging.getLogger("edgekit.modbus")
 
 BISECT_CODES = (2, 3)  # illegal data address; some devices answer "illegal data value" to a long read
-_frombuffer, _F64 = np.frombuffer, np.dtype("<f8")
 _time, _monotonic, _ceil = time.time, time.monotonic, math.ceil
 
 
@@ -78,8 +77,7 @@ class _Compiled:
     column of an all-good batch (read-only, shared by every such batch: a consumer that tried to
     change it would fail loudly). Sharing keeps the poll loop's working set small."""
 
-    __slots__ = ("calls", "cols", "counts", "deadband", "decoder", "good", "index", "names", "offset", "pack", "scale",
-                 "stamps", "strings")
+    __slots__ = ("calls", "columns", "counts", "deadband", "decoder", "good", "index", "names", "strings")
 
     def __init__(self, reqs: list[ReadRequest]) -> None:
         names = [t.name for r in reqs for t in r.tags]
@@ -95,33 +93,42 @@ class _Compiled:
         bits = [r.table in BIT_TABLES for r in reqs for _ in r.tags]  # bits are never scaled
         scale = np.array([1.0 if b else t.scale for t, b in zip(tags, bits, strict=True)])
         offset = np.array([0.0 if b else t.offset for t, b in zip(tags, bits, strict=True)])
-        self.scale = scale if (scale != 1.0).any() else None
-        self.offset = offset if (offset != 0.0).any() else None
-        n = len(names)
-        self.pack = struct.Struct(f"<{n}d").pack  # the values column; the time columns follow (stamps)
-        self.cols = (slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n))
+        self.columns = _columns(self.counts, scale if (scale != 1.0).any() else None,
+                                offset if (offset != 0.0).any() else None)
         self.good = np.zeros(len(names), dtype=np.uint8)
         self.good.flags.writeable = False
-        self.stamps = _stamps(self.counts)
 
 
-def _stamps(counts: tuple[int, ...]) -> Callable[[list[float], float], bytes]:
-    """``stamps(mids, now)``: the source and receive columns of a batch as float64 bytes — each
-    request's midpoint once per tag it fills, then ``now`` once per tag (generated: one expression
-    of repeated 8-byte packs)."""
+Columns = Callable[[tuple[Any, ...], list[float], float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _columns(counts: tuple[int, ...], scale: np.ndarray | None, offset: np.ndarray | None) -> Columns:
+    """``columns(raw, mids, now)``: an all-good batch's values (raw values scaled in place), source
+    and receive columns — one precompiled ``struct`` pack of the raw values into a fresh buffer, the
+    time columns appended as repeated 8-byte packs (each request's midpoint once per tag it fills,
+    then ``now`` once per tag), one numpy array on it and three views. For a few dozen values this
+    beats numpy conversions and arithmetic, whose per-call cost dominates in a busy event loop.
+    Generated with the plan's constants folded in."""
     n = sum(counts)
-    parts = [f"_d(m[{i}]) * {c}" for i, c in enumerate(counts) if c] + ([f"_d(now) * {n}"] if n else ["b''"])
-    env: dict[str, Any] = {"_d": struct.Struct("<d").pack}
-    exec(f"def stamps(m, now):\n    return {' + '.join(parts)}\n", env)  # constants of the plan only
-    return env["stamps"]  # type: ignore[no-any-return]
+    stamps = [f"_d(m[{i}]) * {c}" for i, c in enumerate(counts) if c] + [f"_d(now) * {n}"]
+    env: dict[str, Any] = {"_d": struct.Struct("<d").pack, "_pack": struct.Struct(f"<{n}d").pack,
+                           "_bytearray": bytearray, "_frombuffer": np.frombuffer, "_F64": np.dtype("<f8"),
+                           "_scale": scale, "_offset": offset}
+    body = ["    buf = _bytearray(_pack(*raw))", f"    buf += {' + '.join(stamps)}",
+            "    col = _frombuffer(buf, _F64)", f"    values = col[:{n}]"]
+    body += ["    values *= _scale"] if scale is not None else []  # one in-place ufunc, no Python float per value
+    body += ["    values += _offset"] if offset is not None else []
+    body += [f"    return values, col[{n}:{2 * n}], col[{2 * n}:]"]
+    exec("def columns(raw, m, now):\n" + "\n".join(body) + "\n", env)  # constants of the plan only
+    return env["columns"]  # type: ignore[no-any-return]
 
 
 class _Layout:
     """A device poll class's batch layout: its planned requests (the identity tells a rebuilt plan),
     the slice of each request (by id; the general path's), and the shared :class:`_Compiled` parts."""
 
-    __slots__ = ("calls", "cols", "counts", "deadband", "decoder", "good", "index", "names", "offset", "pack",
-                 "requests", "scale", "slices", "stamps", "strings")
+    __slots__ = ("calls", "columns", "counts", "deadband", "decoder", "good", "index", "names", "requests", "slices",
+                 "strings")
 
     def __init__(self, reqs: list[ReadRequest], shared: dict[Any, _Compiled]) -> None:
         key = tuple((r.table, r.start, r.count, r.tags) for r in reqs)
@@ -135,11 +142,10 @@ class _Layout:
             self.slices[id(r)] = slice(pos, pos + k)
             pos += k
         self.calls, self.counts, self.deadband, self.decoder = c.calls, c.counts, c.deadband, c.decoder
-        self.cols, self.good, self.index, self.names = c.cols, c.good, c.index, c.names
-        self.offset, self.pack, self.scale, self.stamps, self.strings = c.offset, c.pack, c.scale, c.stamps, c.strings
+        self.columns, self.good, self.index, self.names, self.strings = c.columns, c.good, c.index, c.names, c.strings
 
 
-@dataclass
+@dataclass(slots=True)
 class _DeviceState:
     dev: ResolvedDevice
     planner: ReadPlanner
@@ -180,7 +186,7 @@ class _DeviceState:
         return self.deadband_classes[cls]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     due: float
     ds: _DeviceState
@@ -703,11 +709,10 @@ class ModbusConnector:
 
     def _good_batch(self, ds: _DeviceState, lay: _Layout, payloads: list[Any], mids: list[float],
                     raw: tuple[Any, ...]) -> PointBatch:
-        """The common case of :meth:`_scan` (``payloads`` are the response PDUs): every planned request answered and decoded. The raw
-        values, the requests' midpoint times and the receive time become the batch's three float64
-        columns: one precompiled ``struct`` pack into a fresh buffer, one numpy array on it, three
-        views, scale and offset in place; the quality column is the layout's shared, read-only
-        all-good one. Counts the scan."""
+        """The common case of :meth:`_scan` (``payloads`` are the response PDUs): every planned
+        request answered and decoded. The raw values, the requests' midpoint times and the receive
+        time become the batch's three float64 columns (the layout's generated ``columns``); the
+        quality column is the layout's shared, read-only all-good one. Counts the scan."""
         names = lay.names
         n = len(names)
         texts: list[str | None] | None = None
@@ -720,18 +725,7 @@ class ModbusConnector:
                         texts = texts or [None] * n
                         texts[pos] = txt
         now = _time()
-        # one C conversion of the Python numbers (a precompiled struct) into a fresh buffer, the
-        # time columns appended as repeated 8-byte packs, one numpy array on it and three views:
-        # for a few dozen values this beats numpy conversions and arithmetic, whose per-call cost
-        # dominates in a busy event loop
-        buf = bytearray(lay.pack(*raw))
-        buf += lay.stamps(mids, now)
-        col = _frombuffer(buf, _F64)
-        values, src, recv = col[lay.cols[0]], col[lay.cols[1]], col[lay.cols[2]]
-        if lay.scale is not None:  # one in-place ufunc beats a Python-level multiply of each value
-            values *= lay.scale
-        if lay.offset is not None:
-            values += lay.offset
+        values, src, recv = lay.columns(raw, mids, now)
         ds.last_good_read = self.last_good_read = now
         if ds.state == "up":  # _account(answered=True), inline for the common case
             ds.scans += 1
