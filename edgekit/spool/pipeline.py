@@ -19,10 +19,12 @@ Contract (see also the :mod:`edgekit.spool` package docstring, "Pipelined admiss
   several submissions of one stream and kind can form one segment).
 * ``block`` policy: a transaction that does not fit waits for space in the committer
   (``wait_for_space``) and is retried; it never raises :class:`SpoolFull` to the submitter —
-  the back-pressure is that ``submit`` blocks once ``submit_pending_bytes`` are queued.
-* Any other failure (:class:`SpoolDiskFull`, :class:`SpoolCorrupt`, …) rolls the transaction back
-  and fails every submission in it with that exception; later submissions are still tried, so a
-  caller that resubmits a failed group sees it admitted after them.
+  the back-pressure is that ``submit`` blocks once ``submit_pending_bytes`` are queued. While it
+  waits it applies the acks queued by ``submit_ack`` (they are what frees the space).
+* Any other failure (:class:`SpoolDiskFull`, :class:`SpoolCorrupt`, an error while waiting for
+  space, …) rolls the transaction back and fails every submission in it with that exception
+  (logged); later submissions are still tried, so a caller that resubmits a failed group sees it
+  admitted after them. Nothing ends the committer thread but ``close``.
 * ``close`` commits what is queued first; under ``block`` with no space it waits at most
   ``close_timeout`` s and then fails the rest with :class:`SpoolError` (logged at ERROR).
 """
@@ -188,18 +190,24 @@ class GroupCommitter:
                 return
             acks, group = taken
             try:
-                for (uplink, stream), seq in acks.items():  # first: they may free space for the group
-                    try:
-                        self._ack(uplink, stream, seq)
-                    except Exception as exc:  # not lost: unacked records are sent again
-                        log.warning("spool: queued ack %s %s %d failed: %s (resent later)", uplink, stream, seq, exc)
+                self._apply_acks(acks)  # first: they may free space for the group
                 if group:
                     self._commit(group)
+            except BaseException as exc:  # never die silently: every later submit would hang
+                log.exception("spool committer: a transaction failed unexpectedly")
+                self._fail([a for a in group if not a.done()], exc)
             finally:
                 with self._cond:
                     self._busy = False
                     self._queued_bytes -= sum(a.nbytes for a in group)
                     self._cond.notify_all()
+
+    def _apply_acks(self, acks: dict[tuple[str, str], int]) -> None:
+        for (uplink, stream), seq in acks.items():
+            try:
+                self._ack(uplink, stream, seq)
+            except Exception as exc:  # not lost: unacked records are sent again
+                log.warning("spool: queued ack %s %s %d failed: %s (resent later)", uplink, stream, seq, exc)
 
     def _commit(self, group: list[Admission]) -> None:
         while True:
@@ -218,7 +226,16 @@ class GroupCommitter:
                     log.error("%s", err)
                     self._fail(group, err)
                     return
-                self._wait_for_space(0.25, sum(a.nbytes for a in group))
+                with self._cond:  # acks queued meanwhile (submit_ack) are what frees the space
+                    acks, self._acks = self._acks, {}
+                self._apply_acks(acks)
+                try:
+                    self._wait_for_space(0.25, sum(a.nbytes for a in group))
+                except Exception as exc:  # e.g. its prune failed: like a failed transaction
+                    log.error("spool committer: waiting for space failed: %s; %d submitted records were "
+                              "not admitted", exc, len(items))
+                    self._fail(group, exc)
+                    return
                 continue
             except BaseException as exc:  # settled into the submissions, never lost
                 self._fail(group, exc)
