@@ -88,7 +88,7 @@ class Admission:
         if cb is not None:
             try:
                 cb(self)
-            except Exception:  # a callback must not kill the committer
+            except BaseException:  # a callback must not kill the committer (nor fail committed groups)
                 log.exception("spool submit callback failed")
 
 

@@ -15,6 +15,7 @@ import pytest
 from spool_helpers import open_spool
 
 from edgekit.errors import SpoolError
+from edgekit.spool import Admission
 
 
 def _until(cond: Callable[[], object], timeout: float = 5.0) -> None:
@@ -71,4 +72,32 @@ def test_an_error_while_the_committer_waits_for_space_fails_the_group_and_the_co
         assert spool.submit([("points/d1", "points", b"c" * 100, None)]).result(5) == [3 if got else 2]
     finally:
         other.close()
+        spool.close()
+
+
+def test_a_callback_raising_systemexit_neither_ends_the_committer_nor_fails_its_committed_group(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # SystemExit in a thread ends it without a word (threading ignores it): the rest of the group
+    # would never settle and every later submission would hang
+    spool = open_spool(tmp_path / "s.db")
+
+    def bye(_adm: Admission) -> None:
+        raise SystemExit(3)
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="edgekit.spool"):
+            with spool._ingest_lock:  # first one in flight; the next two share the next transaction
+                first = spool.submit([("points/d1", "points", b"x", None)])
+                committer = spool._committer
+                assert committer is not None
+                _until(lambda: committer._busy)
+                loud = spool.submit([("points/d1", "points", b"y", None)], bye)
+                quiet = spool.submit([("points/d1", "points", b"z", None)])
+            assert first.result(5) == [1]
+            assert loud.result(5) == [2]
+            assert quiet.result(5) == [3]  # committed with it: never reported failed (it would be resent)
+            assert spool.submit([("points/d1", "points", b"w", None)]).result(5) == [4]
+        assert any("callback failed" in r.getMessage() for r in caplog.records)
+        assert spool.stats()["submit_transactions"] == 3
+    finally:
         spool.close()
