@@ -21,6 +21,7 @@ class FaultProxy:
         self.delay_s = 0.0
         self.port = 0
         self.accepted = 0
+        self.swallowed = 0  # chunks not forwarded in half_open mode
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +99,7 @@ class FaultProxy:
         with suppress(OSError, ConnectionError):
             while data := await src.read(65536):
                 if self.mode == "half_open":
+                    self.swallowed += 1
                     continue  # swallow: the peer hears nothing, and no FIN either
                 if self.mode == "delay":
                     await asyncio.sleep(self.delay_s)

@@ -127,8 +127,10 @@ async def test_poll_path_retry_answers(port: int) -> None:
         async with Running(connector, sink):
             await sink.wait_for(lambda: len(sink.of("d")) >= 2)
             proxy.set("half_open")
-            await asyncio.sleep(0.1)  # one request is swallowed; its retry goes out after the 200 ms timeout
-            proxy.set("pass")
+            deadline = time.monotonic() + 5
+            while not proxy.swallowed and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            proxy.set("pass")  # one request (or its answer) swallowed; the retry goes out after the 200 ms timeout
             n = len(sink.of("d"))
             await sink.wait_for(lambda: len(sink.of("d")) >= n + 3)
             health = connector.health()
