@@ -101,6 +101,7 @@ class SpoolBase:
     _hot_bytes: int
     _committer: GroupCommitter | None  # started by the first submit(); guarded by _committer_lock
     _committer_lock: threading.Lock
+    _submit_closed: bool  # close() has begun: no new committer (guarded by _committer_lock)
 
     # implemented by the sides / the Spool; declared so each side type-checks on its own
     def _recover(self, exc: SpoolCorrupt) -> SpoolCorrupt:

@@ -96,6 +96,8 @@ class IngestSide(SpoolBase):
     def _ensure_committer(self) -> GroupCommitter:
         with self._committer_lock:
             self._check_open()
+            if self._submit_closed:
+                raise SpoolError(f"spool {self.path} is closed")
             committer = self._committer
             if committer is None:
                 committer = self._committer = GroupCommitter(
@@ -166,6 +168,31 @@ class IngestSide(SpoolBase):
         One pass: per stream, a run continues while the kind and ts stay the same, the seqs stay
         consecutive and the run stays within ``segment_max_bytes`` (the rule of :meth:`_segments`)."""
         routing, quota, cap = self._routing, self.cfg.max_bytes, self.cfg.segment_max_bytes
+        count = len(items)
+        if count > 1:
+            # the common case, a transaction of one stream's records (one kind and ts, all routed,
+            # each within the quota): checked and cut into runs with C-level calls, the same runs
+            # as the loop below
+            from bisect import bisect_right
+            from itertools import accumulate
+
+            streams, kinds, blobs_all, tss = zip(*items)
+            stream0, kind0, ts0 = streams[0], kinds[0], tss[0]
+            if (kind0 != "gap" and type(ts0) is float and ts0 == ts0 and routing[kind0]
+                    and streams.count(stream0) == count and kinds.count(kind0) == count
+                    and tss.count(ts0) == count):
+                lens = list(map(len, blobs_all))
+                if max(lens) <= quota:
+                    cum = [0, *accumulate(lens)]
+                    fast: list[_Packed] = []
+                    start = 0
+                    while start < count:
+                        end = max(start + 1, bisect_right(cum, cum[start] + cap) - 1)
+                        seg = pack_segment(blobs_all[start:end], kind0)
+                        crc = zlib.crc32(seg) if end - start > 1 or len(seg) > 4096 else None
+                        fast.append((tuple(range(start, end)), stream0, kind0, ts0, seg, crc, cum[end] - cum[start]))
+                        start = end
+                    return _Plan(items, list(range(1, count + 1)), fast, True, cum[-1])
         ranks: list[int] = []
         seqs: dict[str, int] = {}
         runs: list[list[Any]] = []  # [stream, kind, ts, blobs, size, idxs, next rank]

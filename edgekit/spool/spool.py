@@ -66,6 +66,7 @@ class Spool(IngestSide, DeliverySide):
         self._hot_bytes = 0
         self._committer = None
         self._committer_lock = threading.Lock()
+        self._submit_closed = False
         self._counters: dict[str, Any] = {
             "appended": 0, "appended_bytes": 0, "unrouted": 0, "dropped": {}, "gaps": 0,
             "quarantined": 0, "blocked": 0, "pruned": 0, "errors": {}, "submissions": 0, "submit_transactions": 0,
@@ -280,6 +281,7 @@ class Spool(IngestSide, DeliverySide):
         with self._committer_lock:
             committer = self._committer
             self._committer = None
+            self._submit_closed = True  # a submit racing this close must not start a new committer
         if committer is not None:
             committer.close(self.cfg.busy_timeout)
         with self._delivery_lock, self._ingest_lock:

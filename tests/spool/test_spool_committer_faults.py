@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,3 +102,30 @@ def test_a_callback_raising_systemexit_neither_ends_the_committer_nor_fails_its_
         assert spool.stats()["submit_transactions"] == 3
     finally:
         spool.close()
+
+
+def test_submit_racing_close_does_not_start_a_second_committer(tmp_path: Path) -> None:
+    # close() stops the committer first and only then marks the spool closed: a submit in between
+    # used to start a new committer thread that nothing ever stopped
+    spool = open_spool(tmp_path / "race.db")
+    spool.submit([("points/d1", "points", b"a", None)]).result(5)
+    old = spool._committer
+    assert old is not None
+    late: list[Admission] = []
+    with spool._ingest_lock:  # close() waits here after stopping the committer
+        closer = threading.Thread(target=spool.close)
+        closer.start()
+        _until(lambda: not old._thread.is_alive())
+        try:
+            late.append(spool.submit([("points/d1", "points", b"late", None)]))
+        except SpoolError as exc:
+            assert "closed" in str(exc)
+    closer.join(10)
+    assert not closer.is_alive()
+    if late:  # accepted: then it must settle (admitted before the close, or failed)
+        try:
+            late[0].result(5)
+        except SpoolError:
+            pass
+    time.sleep(0.1)
+    assert not [t.name for t in threading.enumerate() if t.name == "spool-commit:race.db"]
