@@ -104,8 +104,10 @@ is never raised to a submitter. ``append_many`` first waits for earlier submissi
 thread's calls stay in order). ``close`` commits what is queued (under ``block`` without space:
 at most ``busy_timeout``, then the rest fails with :class:`~edgekit.errors.SpoolError`, logged).
 :meth:`Spool.submit_ack` is ``ack`` applied by the same committer thread (checked at once, merged
-per (uplink, stream), returns without waiting): the uplinks' event loop never waits behind a
-commit's fsync for the ingest lock. Until applied the records still count as unacknowledged; a
+per (uplink, stream), returns without waiting; applied only if the spool is still in the epoch
+it was queued in — after a quarantine an old seq must not acknowledge the new file's records):
+the uplinks' event loop never waits behind a commit's fsync for the ingest lock. Under ``block``
+the committer applies queued acks while it waits for space. Until applied the records still count as unacknowledged; a
 crash before that loses only the ack (the records are resent, the collector drops duplicates).
 :meth:`Spool.flush` waits for queued submissions and acks.
 

@@ -110,7 +110,7 @@ class SpoolBase:
     def _seal_gaps(self, force: bool) -> int:
         raise NotImplementedError
 
-    def ack(self, uplink: str, stream: str, seq: int) -> None:
+    def ack(self, uplink: str, stream: str, seq: int, epoch: str | None = None) -> None:
         raise NotImplementedError
 
     def _check_ack(self, uplink: str, stream: str, seq: int) -> int:

@@ -193,10 +193,17 @@ class DeliverySide(SpoolBase):
                       "reason 'corrupt'): %s", self.path, n, [(s, q, last) for _, s, q, last in rows][:10])
 
     @recovering
-    def ack(self, uplink: str, stream: str, seq: int) -> None:
-        """Cumulative ack: ``uplink`` has everything of ``stream`` up to ``seq``; prunes a bounded chunk."""
+    def ack(self, uplink: str, stream: str, seq: int, epoch: str | None = None) -> None:
+        """Cumulative ack: ``uplink`` has everything of ``stream`` up to ``seq``; prunes a bounded chunk.
+
+        With ``epoch``: ignored (logged) unless the spool is still in that epoch — the seqs of an
+        older, quarantined file must never acknowledge the new file's records."""
         with self._delivery_lock:
             self._check_open()
+            if epoch is not None and epoch != self.epoch:  # the epoch changes only under this lock
+                log.warning("spool %s: ack %s %s %d of epoch %s ignored: the spool is in epoch %s now",
+                            self.path, uplink, stream, seq, epoch, self.epoch)
+                return
             if seq <= self._check_ack(uplink, stream, seq):
                 return
             conn = self._delivery

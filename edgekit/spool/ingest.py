@@ -90,8 +90,9 @@ class IngestSide(SpoolBase):
         unacknowledged; a crash before that loses only the ack (the records are sent again and the
         collector drops the duplicates). :meth:`flush` waits for queued acks too."""
         self._check_open()
+        epoch = self.epoch  # applied only in this epoch (a quarantine may come before the committer)
         self._check_ack(uplink, stream, seq)
-        self._ensure_committer().submit_ack(uplink, stream, seq)
+        self._ensure_committer().submit_ack(uplink, stream, seq, epoch)
 
     def _ensure_committer(self) -> GroupCommitter:
         with self._committer_lock:

@@ -98,12 +98,12 @@ class GroupCommitter:
     to ``txn_bytes`` (at least one)."""
 
     def __init__(self, admit: Callable[[list[tuple[str, str, Any, float]]], list[int | None]],
-                 ack: Callable[[str, str, int], None],
+                 ack: Callable[[str, str, int, str], None],
                  wait_for_space: Callable[[float, int], bool], pending_limit: int, txn_bytes: int,
                  name: str) -> None:
         self._admit = admit
         self._ack = ack
-        self._acks: dict[tuple[str, str], int] = {}  # queued cumulative acks, merged
+        self._acks: dict[tuple[str, str, str], int] = {}  # (uplink, stream, epoch) -> queued cumulative ack
         self._wait_for_space = wait_for_space
         self._limit = max(1, pending_limit)
         self._txn_bytes = txn_bytes
@@ -129,12 +129,13 @@ class GroupCommitter:
             self._cond.notify_all()
         return adm
 
-    def submit_ack(self, uplink: str, stream: str, seq: int) -> None:
-        """Queue a cumulative ack; the committer applies the highest queued per (uplink, stream)."""
+    def submit_ack(self, uplink: str, stream: str, seq: int, epoch: str) -> None:
+        """Queue a cumulative ack; the committer applies the highest queued per (uplink, stream),
+        only if the spool is still in ``epoch``."""
         with self._cond:
             if self._closing:
                 raise SpoolError("spool is closed")
-            key = (uplink, stream)
+            key = (uplink, stream, epoch)
             if seq > self._acks.get(key, -1):
                 self._acks[key] = seq
             self._cond.notify_all()
@@ -165,7 +166,7 @@ class GroupCommitter:
         if not self.in_committer():
             self._thread.join()
 
-    def _take(self) -> tuple[dict[tuple[str, str], int], list[Admission]] | None:
+    def _take(self) -> tuple[dict[tuple[str, str, str], int], list[Admission]] | None:
         with self._cond:
             while not self._queue and not self._acks:
                 if self._closing:
@@ -202,10 +203,10 @@ class GroupCommitter:
                     self._queued_bytes -= sum(a.nbytes for a in group)
                     self._cond.notify_all()
 
-    def _apply_acks(self, acks: dict[tuple[str, str], int]) -> None:
-        for (uplink, stream), seq in acks.items():
+    def _apply_acks(self, acks: dict[tuple[str, str, str], int]) -> None:
+        for (uplink, stream, epoch), seq in acks.items():
             try:
-                self._ack(uplink, stream, seq)
+                self._ack(uplink, stream, seq, epoch)
             except Exception as exc:  # not lost: unacked records are sent again
                 log.warning("spool: queued ack %s %s %d failed: %s (resent later)", uplink, stream, seq, exc)
 

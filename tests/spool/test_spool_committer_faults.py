@@ -129,3 +129,29 @@ def test_submit_racing_close_does_not_start_a_second_committer(tmp_path: Path) -
             pass
     time.sleep(0.1)
     assert not [t.name for t in threading.enumerate() if t.name == "spool-commit:race.db"]
+
+
+def test_a_queued_ack_of_the_previous_epoch_is_not_applied_after_a_quarantine(tmp_path: Path) -> None:
+    # the uplink checked the ACK's epoch and queued it with submit_ack; before the committer applies
+    # it the file is quarantined (new epoch, seqs from 1 again) and the committer commits a group
+    # into the new file: the old epoch's seq must not acknowledge the new epoch's records
+    spool = open_spool(tmp_path / "s.db")
+    s = "points/d1"
+    try:
+        assert spool.submit([(s, "points", bytes([i]), None) for i in range(10)]).result(5)[-1] == 10
+        old = spool.epoch
+        with spool._ingest_lock:
+            group = spool.submit([(s, "points", b"new" + bytes([i]), None) for i in range(10)])
+            committer = spool._committer
+            assert committer is not None
+            _until(lambda: committer._busy)  # taken: waits for the ingest lock to commit
+            spool.submit_ack("b", s, 5)  # an ACK of the old epoch, checked and queued
+            with spool._delivery_lock:  # what _recover does once a fresh check confirms damage
+                spool._reopen_quarantined("damage found (test)")
+        assert spool.epoch != old
+        assert group.result(5) == list(range(1, 11))  # the new epoch's seqs 1..10
+        assert spool.flush(5)
+        assert [r.seq for r in spool.pending("b", limit=100) if r.stream == s] == list(range(1, 11))
+        assert spool.first_unacked("b")[s] == 1
+    finally:
+        spool.close()
