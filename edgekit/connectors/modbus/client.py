@@ -714,7 +714,6 @@ class ModbusConnector:
         time become the batch's three float64 columns (the layout's generated ``columns``); the
         quality column is the layout's shared, read-only all-good one. Counts the scan."""
         names = lay.names
-        n = len(names)
         texts: list[str | None] | None = None
         if lay.strings:
             for req, payload, pos in zip(lay.requests, payloads, lay.slices.values(), strict=True):
@@ -722,7 +721,7 @@ class ModbusConnector:
                     fc = READ_FC[req.table]
                     _, txt = req.decoder.decode(to_array(fc, req.count, check_payload(fc, req.count, payload)))
                     if txt is not None:
-                        texts = texts or [None] * n
+                        texts = texts or [None] * len(names)
                         texts[pos] = txt
         now = _time()
         values, src, recv = lay.columns(raw, mids, now)
