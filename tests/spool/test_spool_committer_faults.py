@@ -6,6 +6,7 @@ Real SQLite files and real threads; a second connection on the same file plays "
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 from spool_helpers import open_spool
 
 from edgekit.errors import SpoolError
-from edgekit.spool import Admission
+from edgekit.spool import Admission, SpoolCorrupt, SpoolDiskFull
 
 
 def _until(cond: Callable[[], object], timeout: float = 5.0) -> None:
@@ -153,5 +154,49 @@ def test_a_queued_ack_of_the_previous_epoch_is_not_applied_after_a_quarantine(tm
         assert spool.flush(5)
         assert [r.seq for r in spool.pending("b", limit=100) if r.stream == s] == list(range(1, 11))
         assert spool.first_unacked("b")[s] == 1
+    finally:
+        spool.close()
+
+
+def test_sqlite_full_in_the_committers_transaction_fails_that_group_only(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path / "s.db", full_policy="drop_newest")
+    f = "features/m1"
+    try:
+        assert spool.submit([(f, "features", b"f" * 100, None)]).result(5) == [1]
+        pages = spool._ingest.execute("PRAGMA page_count").fetchone()[0]
+        spool._ingest.execute(f"PRAGMA max_page_count = {pages + 2}")  # a real SQLITE_FULL
+        with pytest.raises(SpoolDiskFull, match="disk is full"):
+            spool.submit([(f, "features", b"f" * 4096, None)] * 50).result(5)
+        assert [r.seq for r in spool.pending("a")] == [1]  # nothing of the failed group
+        # the committer goes on; the disk now counts as low, so the policy applies
+        assert spool.submit([(f, "features", b"f" * 4096, None)]).result(5) == [None]
+        spool._ingest.execute("PRAGMA max_page_count = 1073741823")
+    finally:
+        spool.close()
+
+
+def test_damage_found_by_the_committers_transaction_quarantines_and_it_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    f = "features/m1"
+    spool = open_spool(path)
+    spool.append_many([(f, "features", bytes([i % 256]) * 300, float(i)) for i in range(300)])
+    spool.close()
+    # the open check off and the damage done after opening: the committer's transaction finds it
+    spool = open_spool(path, integrity_on_open="off", max_bytes=60_000)
+    old = spool.epoch
+    page = int.from_bytes(path.read_bytes()[16:18], "big")
+    npages = path.stat().st_size // page
+    rng = random.Random(0)
+    with open(path, "r+b") as fh:
+        for _ in range(4):
+            fh.seek(rng.randrange(3, max(4, npages)) * page)
+            fh.write(rng.randbytes(page))
+    try:
+        with pytest.raises(SpoolCorrupt, match="quarantined"):  # drop_oldest reads the damaged pages
+            spool.submit([(f, "features", b"x" * 5000, None)] * 3).result(5)
+        assert spool.epoch != old and spool.stats()["quarantined"] == 1
+        assert spool.submit([(f, "features", b"y" * 5000, None)] * 3).result(5) == [1, 2, 3]
+        assert [r.seq for r in spool.pending("b") if r.stream == f] == [1, 2, 3]
+        assert spool.integrity_check()
     finally:
         spool.close()
