@@ -20,7 +20,9 @@ A *gap* record (``GapRecord``) tells upstream that sequence numbers were dropped
 
 from __future__ import annotations
 
+import io
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -341,12 +343,12 @@ def _stack_features(blobs: Sequence[bytes]) -> bytes | None:
               "arrays": [["t0", "<f8", [n]], ["seq", "<i8", [n]], ["values", "<f4", [n, c, f]],
                          ["quality", "|u1", [n, c]]]}
     head = msgpack.packb(header, use_bin_type=True)
-    size = len(blobs[0])
-    if all(len(b) == size for b in blobs):  # the common case: one vectorised check for all records
-        arrays = _stack_same_size(blobs, prefix, suffix, nval)
-        if arrays is None:
-            return None
-        return b"".join([_U32.pack(len(head)), head, *arrays])
+    # runs of equally long blobs (one run, or a few where the seq's msgpack width grows: 128, 256,
+    # 65536 …) are checked and taken apart with one vectorised pass each
+    lengths = np.fromiter(map(len, blobs), np.int64, count=n)
+    cuts = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
+    if len(cuts) < _MAX_RUNS:
+        return _stack_runs(blobs, [0, *cuts.tolist(), n], prefix, suffix, c, nval, _U32.pack(len(head)) + head)
     t0s: list[float] = []
     seqs: list[int] = []
     values: list[bytes | memoryview] = []
@@ -377,36 +379,96 @@ def _stack_features(blobs: Sequence[bytes]) -> bytes | None:
 _INT_DTYPES = {0xCC: ">u1", 0xCD: ">u2", 0xCE: ">u4", 0xCF: ">u8", 0xD0: ">i1", 0xD1: ">i2", 0xD2: ">i4", 0xD3: ">i8"}
 
 
-def _stack_same_size(blobs: Sequence[bytes], prefix: bytes, suffix: bytes, nval: int) -> list[bytes] | None:
-    """t0, seq, values, quality buffers of equally long canonical frame blobs sharing one template."""
-    n, size = len(blobs), len(blobs[0])
-    buf = np.frombuffer(b"".join(blobs), np.uint8).reshape(n, size)
-    (hlen,) = _U32.unpack_from(blobs[0], 0)
+_MAX_RUNS = 16  # more runs of equal blob sizes than this: the record-by-record path
+_SCRATCH_MAX = 16 << 20  # larger segments use fresh buffers instead of keeping this much per thread
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers reused by :func:`_stack_runs`. A segment of a few hundred frames is ≈ 1 MB,
+    and a fresh buffer that large is fresh pages (page faults, costly on virtual machines) at every
+    call: with these, the returned bytes are the only new large allocation."""
+
+    def __init__(self) -> None:
+        self.joined = io.BytesIO()
+        self.out = np.empty(0, np.uint8)
+
+
+_SCRATCH = _Scratch()
+
+
+def _stack_runs(blobs: Sequence[bytes], bounds: list[int], prefix: bytes, suffix: bytes, c: int, nval: int,
+                head: bytes) -> bytes | None:
+    """The stacked segment (``head``: its u32 length and msgpack header) of canonical frame blobs
+    sharing one template, equally long within each run ``bounds[i]`` … ``bounds[i + 1]``; or None."""
+    n = len(blobs)
+    h = len(head)
+    total = h + (16 + nval + c) * n
+    scratch = _SCRATCH
+    if total <= _SCRATCH_MAX:
+        if scratch.out.shape[0] < total:
+            scratch.out = np.empty(max(total, 2 * scratch.out.shape[0]), np.uint8)
+        out = scratch.out[:total]
+        joined = scratch.joined
+    else:
+        out, joined = np.empty(total, np.uint8), io.BytesIO()
+    out[:h] = np.frombuffer(head, np.uint8)
+    t0s = out[h:h + 8 * n].reshape(n, 8)
+    seqs = out[h + 8 * n:h + 16 * n].reshape(n, 8)
+    values = out[h + 16 * n:h + (16 + nval) * n].reshape(n, nval)
+    quality = out[h + (16 + nval) * n:].reshape(n, c)
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        joined.seek(0)
+        joined.writelines(blobs[a:b])
+        mv = joined.getbuffer()
+        try:
+            ok = _stack_run(mv, b - a, len(blobs[a]), prefix, suffix, c, nval,
+                            t0s[a:b], seqs[a:b], values[a:b], quality[a:b])
+        finally:
+            try:
+                mv.release()
+            except BufferError:  # pragma: no cover - an array still holds the buffer: do not reuse it
+                scratch.joined = io.BytesIO()
+        if not ok:
+            return None
+    return out.tobytes()
+
+
+def _stack_run(joined: memoryview, n: int, size: int, prefix: bytes, suffix: bytes, c: int, nval: int,
+               t0s: np.ndarray, seqs: np.ndarray, values: np.ndarray, quality: np.ndarray) -> bool:
+    """Check ``n`` equally long blobs (``joined``, back to back) and write their t0, seq (as ``(n, 8)``
+    little-endian bytes), values and quality into the given rows; False if they do not fit the template."""
+    if size < 4:
+        return False
+    (hlen,) = _U32.unpack_from(joined, 0)
     end, plen, slen = 4 + hlen, len(prefix), len(suffix)
     s0 = 4 + plen + 8  # "seq" key, then its integer
+    if end + nval + c != size or end - slen < s0 + 5:  # sizes as the template's, a seq of >= 1 byte
+        return False
+    buf = np.frombuffer(joined, np.uint8, count=n * size).reshape(n, size)
     if not ((buf[:, :4] == buf[0, :4]).all() and (buf[:, 4:4 + plen] == np.frombuffer(prefix, np.uint8)).all()
             and (buf[:, s0:s0 + 4] == np.frombuffer(b"\xa3seq", np.uint8)).all()
             and (buf[:, end - slen:end] == np.frombuffer(suffix, np.uint8)).all()):
-        return None
+        return False
     width = end - slen - (s0 + 4)  # bytes of the seq integer, type byte included
     kinds = buf[:, s0 + 4]
-    if width == 1:  # fixints: the type byte is the value
-        if (kinds <= 0x7F).all():
-            seq = kinds.astype("<i8")
-        elif (kinds >= 0xE0).all():
-            seq = kinds.astype("<i8") - 0x100
-        else:
-            return None
+    if width == 1:  # fixints: the type byte is the value (0x00-0x7F: 0…127, 0xE0-0xFF: -32…-1)
+        seq = kinds.astype("<i8")
+        if ((seq > 0x7F) & (seq < 0xE0)).any():
+            return False
+        seq[seq >= 0xE0] -= 0x100
     else:
         dt = _INT_DTYPES.get(int(kinds[0]))
         if dt is None or np.dtype(dt).itemsize != width - 1 or not (kinds == kinds[0]).all():
-            return None
+            return False
         raw = np.ascontiguousarray(buf[:, s0 + 5:s0 + 4 + width]).view(dt).ravel()
         if dt == ">u8" and (raw >= 2**63).any():
-            return None
+            return False
         seq = raw.astype("<i8")
-    t0 = np.ascontiguousarray(buf[:, 4 + plen:4 + plen + 8]).view(">f8").ravel().astype("<f8")
-    return [t0.tobytes(), seq.tobytes(), buf[:, end:end + nval].tobytes(), buf[:, end + nval:].tobytes()]
+    seqs[:] = seq.view(np.uint8).reshape(n, 8)
+    t0s[:] = buf[:, 4 + plen:4 + plen + 8][:, ::-1]  # a msgpack float64 is big-endian: reversed, little-endian
+    values[:] = buf[:, end:end + nval]
+    quality[:] = buf[:, end + nval:]
+    return True
 
 
 def pack_segment(blobs: Sequence[bytes], kind: str) -> bytes:
