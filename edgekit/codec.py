@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -380,20 +379,31 @@ _INT_DTYPES = {0xCC: ">u1", 0xCD: ">u2", 0xCE: ">u4", 0xCF: ">u8", 0xD0: ">i1", 
 
 
 _MAX_RUNS = 16  # more runs of equal blob sizes than this: the record-by-record path
-_SCRATCH_MAX = 16 << 20  # larger segments use fresh buffers instead of keeping this much per thread
+_SCRATCH_MAX = 16 << 20  # larger segments use fresh buffers instead of keeping this much around
 
 
-class _Scratch(threading.local):
-    """Per-thread buffers reused by :func:`_stack_runs`. A segment of a few hundred frames is ≈ 1 MB,
-    and a fresh buffer that large is fresh pages (page faults, costly on virtual machines) at every
-    call: with these, the returned bytes are the only new large allocation."""
+class _Scratch:
+    """Buffers reused by :func:`_stack_runs` (a small pool, one per concurrent caller). A segment of
+    a few hundred frames is ≈ 1 MB, and a fresh buffer that large is fresh pages (page faults,
+    costly on virtual machines) at every call: with these, the returned bytes are the only new
+    large allocation."""
 
     def __init__(self) -> None:
         self.joined = io.BytesIO()
+        self.joined_size = 0
         self.out = np.empty(0, np.uint8)
 
+    def buffers(self, joined: int, out: int) -> tuple[io.BytesIO, np.ndarray]:
+        """A BytesIO holding at least ``joined`` bytes (written from offset 0) and ``out`` bytes of array."""
+        if self.joined_size < joined:
+            self.joined_size = max(joined, 2 * self.joined_size)
+            self.joined = io.BytesIO(bytes(self.joined_size))
+        if self.out.shape[0] < out:
+            self.out = np.empty(max(out, 2 * self.out.shape[0]), np.uint8)
+        return self.joined, self.out[:out]
 
-_SCRATCH = _Scratch()
+
+_POOL: list[_Scratch] = []  # list.pop/append are atomic: threads never share a _Scratch
 
 
 def _stack_runs(blobs: Sequence[bytes], bounds: list[int], prefix: bytes, suffix: bytes, c: int, nval: int,
@@ -403,34 +413,37 @@ def _stack_runs(blobs: Sequence[bytes], bounds: list[int], prefix: bytes, suffix
     n = len(blobs)
     h = len(head)
     total = h + (16 + nval + c) * n
-    scratch = _SCRATCH
-    if total <= _SCRATCH_MAX:
-        if scratch.out.shape[0] < total:
-            scratch.out = np.empty(max(total, 2 * scratch.out.shape[0]), np.uint8)
-        out = scratch.out[:total]
-        joined = scratch.joined
-    else:
-        out, joined = np.empty(total, np.uint8), io.BytesIO()
-    out[:h] = np.frombuffer(head, np.uint8)
-    t0s = out[h:h + 8 * n].reshape(n, 8)
-    seqs = out[h + 8 * n:h + 16 * n].reshape(n, 8)
-    values = out[h + 16 * n:h + (16 + nval) * n].reshape(n, nval)
-    quality = out[h + (16 + nval) * n:].reshape(n, c)
-    for a, b in zip(bounds, bounds[1:], strict=False):
-        joined.seek(0)
-        joined.writelines(blobs[a:b])
-        mv = joined.getbuffer()
-        try:
-            ok = _stack_run(mv, b - a, len(blobs[a]), prefix, suffix, c, nval,
-                            t0s[a:b], seqs[a:b], values[a:b], quality[a:b])
-        finally:
+    joined_max = max((b - a) * len(blobs[a]) for a, b in zip(bounds, bounds[1:], strict=False))
+    pooled = total <= _SCRATCH_MAX and joined_max <= _SCRATCH_MAX
+    try:
+        scratch = _POOL.pop() if pooled else _Scratch()
+    except IndexError:
+        scratch = _Scratch()
+    joined, out = scratch.buffers(joined_max, total)
+    try:
+        out[:h] = np.frombuffer(head, np.uint8)
+        t0s = out[h:h + 8 * n].reshape(n, 8)
+        seqs = out[h + 8 * n:h + 16 * n].reshape(n, 8)
+        values = out[h + 16 * n:h + (16 + nval) * n].reshape(n, nval)
+        quality = out[h + (16 + nval) * n:].reshape(n, c)
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            joined.seek(0)
+            joined.writelines(blobs[a:b])
+            mv = joined.getbuffer()
             try:
-                mv.release()
-            except BufferError:  # pragma: no cover - an array still holds the buffer: do not reuse it
-                scratch.joined = io.BytesIO()
-        if not ok:
-            return None
-    return out.tobytes()
+                ok = _stack_run(mv, b - a, len(blobs[a]), prefix, suffix, c, nval,
+                                t0s[a:b], seqs[a:b], values[a:b], quality[a:b])
+            finally:
+                try:
+                    mv.release()
+                except BufferError:  # pragma: no cover - an array still holds the buffer: do not reuse it
+                    pooled = False
+            if not ok:
+                return None
+        return out.tobytes()
+    finally:
+        if pooled and len(_POOL) < 4:
+            _POOL.append(scratch)
 
 
 def _stack_run(joined: memoryview, n: int, size: int, prefix: bytes, suffix: bytes, c: int, nval: int,

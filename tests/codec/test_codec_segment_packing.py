@@ -1,7 +1,7 @@
 """``pack_segment``'s bytes against a plain re-implementation of the documented segment layout.
 
 The stacked ``features`` layout is built with vectorised passes over runs of equally long blobs
-(reused per-thread buffers); these tests pin its output byte for byte to the layout written out
+(pooled, reused buffers); these tests pin its output byte for byte to the layout written out
 the slow, obvious way — across msgpack int-width boundaries of the block seq (128, 256, 65536,
 2**32, negative fixints), many runs, non-features kinds and blobs that must not be stacked.
 """
