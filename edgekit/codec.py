@@ -21,6 +21,7 @@ A *gap* record (``GapRecord``) tells upstream that sequence numbers were dropped
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -555,7 +556,7 @@ def segment_view(blob: bytes | memoryview, count: int) -> StackedFeatures | list
                 and all(type(s) is int and 0 <= s < 2**31 for s in spec[2])):
             raise DecodeError(f"segment array spec {spec!r} is not [{name!r}, {dtype!r}, <{ndim} dims>]")
         dt = np.dtype(dtype)
-        nbytes = int(np.prod(spec[2], dtype=np.int64)) * dt.itemsize
+        nbytes = math.prod(spec[2]) * dt.itemsize  # exact (no int64 wrap-around)
         if offset + nbytes > len(mv):
             raise DecodeError(f"segment array {name!r} needs {nbytes} bytes, blob too short")
         arrays[name] = np.frombuffer(mv, dtype=dt, count=nbytes // dt.itemsize, offset=offset).reshape(spec[2])
