@@ -165,10 +165,12 @@ class Store:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > FORMAT_VERSION:
             raise EdgekitError(f"{self.path}: store format {version} is newer than this edgekit ({FORMAT_VERSION})")
-        self._conn.executescript(_SCHEMA)
+        # one transaction (one fsync) for the schema and a new file's version, not one per statement;
+        # a format-1 file gets its version from the migration
+        stamp = f"PRAGMA user_version={FORMAT_VERSION};" if version not in (1, FORMAT_VERSION) else ""
+        self._conn.executescript(f"BEGIN;\n{_SCHEMA}\n{stamp}\nCOMMIT;")
         if version == 1 or "last_seq" not in {r[1] for r in self._conn.execute("PRAGMA table_info(received)")}:
             self._migrate_v1()
-        self._conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         self._feature_cols = {r[1] for r in self._conn.execute("PRAGMA table_info(features)")}
         self._feature_sql: dict[tuple[str, ...], str] = {}
         self._in_tx = False
