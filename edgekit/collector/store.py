@@ -112,6 +112,7 @@ _FIXED_FEATURE_COLUMNS = {"gateway", "stream", "seq", "asset", "block_seq", "t0"
 _KINDS = {"points", "waveform", "features", "event", "gap"}
 _PACKED_SQL = "INSERT INTO feature_frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _SEGMENTS_SQL = "INSERT INTO feature_segments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_SEGMENTS_ZEROBLOB_SQL = "INSERT INTO feature_segments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,zeroblob(?))"
 _RECEIVED_SQL = ("INSERT INTO received (gateway, stream, epoch, seq, kind, ts, at, status, last_seq) "
                  "VALUES (?,?,?,?,?,?,?,?,?)")
 
@@ -119,6 +120,8 @@ _RECEIVED_SQL = ("INSERT INTO received (gateway, stream, epoch, seq, kind, ts, a
 def _blob(a: np.ndarray) -> memoryview:
     """A contiguous array's bytes for binding as a BLOB without a copy (SQLite copies them itself;
     the array is a view into the received message, alive until the rows are inserted)."""
+    if a.size == 0:  # memoryview cannot cast a view with zeros in its shape
+        return memoryview(b"")
     return memoryview(np.ascontiguousarray(a)).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer
 
 
@@ -286,7 +289,10 @@ class Store:
                     assert view is not None
                     self._record_rows(cur, gateway, epoch, r, view, lo, hi, now, res, rows, rejected)
         for sql, table_rows in rows.items():
-            cur.executemany(sql, table_rows)
+            if sql == _SEGMENTS_SQL:
+                self._insert_segments(cur, table_rows)
+            else:
+                cur.executemany(sql, table_rows)
         if rejected:
             cur.executemany("INSERT INTO rejected VALUES (?,?,?,?,?,?,?,?)", rejected)
         return res
@@ -320,6 +326,20 @@ class Store:
         blob = bytes(r.blob) if (lo, hi) == (r.seq, r.seq + int(getattr(r, "count", 1)) - 1) else b""
         rejected.append((gateway, r.stream, epoch, lo, r.kind, why, now, blob))
         res.nacks.append((r.stream, lo, why, hi - lo + 1))
+
+    def _insert_segments(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
+        """``feature_segments`` rows (``_SEGMENTS_SQL`` parameters): the large ``values`` BLOB is
+        written into the new row through an incremental blob handle — bound as a parameter, sqlite3
+        would first copy it into a buffer of its own (≈ 1 MB per segment of a few hundred frames)."""
+        for row in rows:
+            values = row[-1]
+            cur.execute(_SEGMENTS_ZEROBLOB_SQL, (*row[:-1], len(values)))
+            rowid = cur.lastrowid
+            if rowid is None:  # pragma: no cover - an INSERT into a rowid table always sets it
+                raise sqlite3.OperationalError("feature_segments INSERT gave no rowid")
+            if len(values):
+                with self._conn.blobopen("feature_segments", "values", rowid) as blob:
+                    blob.write(values)
 
     def _record_rows(self, cur: sqlite3.Cursor, gateway: str, epoch: str, r: Any, blobs: list[memoryview], lo: int,
                      hi: int, now: float, res: WriteResult, rows: dict[str, list[tuple[Any, ...]]],

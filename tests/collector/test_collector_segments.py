@@ -137,3 +137,23 @@ def test_format_1_store_is_migrated_and_keeps_deduplicating(tmp_path: Path) -> N
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == 2
     con.close()
+
+
+def test_segment_values_written_through_blob_handles_are_exact_and_transactional(tmp_path: Path) -> None:
+    st = Store(tmp_path / "s.sqlite", features_layout="segments")
+    blobs_a, blobs_b = frames_blobs(1, 40), frames_blobs(41, 43)
+    st.write("gw", "ep", [seg("f/a", 1, blobs_a), seg("f/b", 41, blobs_b)])  # two rows in one write
+    empty = codec.pack(FeatureFrame("m01", np.zeros((0, 0), np.float32), (), (), 1.0, 7, np.zeros(0, np.uint8), ()))
+    st.write("gw", "ep", [seg("f/e", 1, [empty, empty])])  # a zero-length values BLOB
+    st.commit()
+    st.write("gw", "ep", [seg("f/c", 1, frames_blobs(50, 60))])
+    st.rollback()  # not committed: no row, no values
+    st.close()
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = con.execute('SELECT stream, typeof("values"), "values" FROM feature_segments ORDER BY stream').fetchall()
+    con.close()
+    assert [(r[0], r[1]) for r in rows] == [("f/a", "blob"), ("f/b", "blob"), ("f/e", "blob")]
+    for (_stream, _type, vals), blobs in zip(rows, [blobs_a, blobs_b], strict=False):
+        want = b"".join(codec.unpack(b).values.astype("<f4").tobytes() for b in blobs)  # type: ignore[union-attr]
+        assert vals == want
+    assert rows[2][2] == b""
