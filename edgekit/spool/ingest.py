@@ -168,6 +168,10 @@ class IngestSide(SpoolBase):
 
         One pass: per stream, a run continues while the kind and ts stay the same, the seqs stay
         consecutive and the run stays within ``segment_max_bytes`` (the rule of :meth:`_segments`)."""
+        return self._plan_fast(items) or self._plan_loop(items)
+
+    def _plan_fast(self, items: Sequence[tuple[str, str, bytes, float]]) -> _Plan | None:
+        """:meth:`_plan` for the common case, or ``None`` where it does not apply (then the loop)."""
         routing, quota, cap = self._routing, self.cfg.max_bytes, self.cfg.segment_max_bytes
         count = len(items)
         if count > 1:
@@ -194,6 +198,11 @@ class IngestSide(SpoolBase):
                         fast.append((tuple(range(start, end)), stream0, kind0, ts0, seg, crc, cum[end] - cum[start]))
                         start = end
                     return _Plan(items, list(range(1, count + 1)), fast, True, cum[-1])
+        return None
+
+    def _plan_loop(self, items: Sequence[tuple[str, str, bytes, float]]) -> _Plan:
+        """:meth:`_plan` by the general per-item loop (any streams, kinds and ts)."""
+        routing, quota, cap = self._routing, self.cfg.max_bytes, self.cfg.segment_max_bytes
         ranks: list[int] = []
         seqs: dict[str, int] = {}
         runs: list[list[Any]] = []  # [stream, kind, ts, blobs, size, idxs, next rank]
