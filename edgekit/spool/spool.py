@@ -144,17 +144,18 @@ class Spool(IngestSide, DeliverySide):
             conn.execute(INSERT, (gs, 1, 1, "gap", now, len(blob), zlib.crc32(blob), blob))
             conn.execute(UPSERT_STREAM, (gs, 1, "gap"))
         conn.execute("COMMIT")
-        self._counters["quarantined"] += 1
-        self._counters["gaps"] += len(gaps)
+        with self._state:
+            self._counters["quarantined"] += 1
+            self._counters["gaps"] += len(gaps)
         return conn
 
     def _reopen_quarantined(self, problem: str) -> None:
-        """Quarantine the open file and continue on a new one (caller holds both locks)."""
+        """Quarantine the open file and continue on a new one (caller holds both locks).
+
+        Threads that hold neither lock (the uplink's ``first_unacked``, ``submit_ack``'s check) keep
+        reading the old epoch's ``_last``/``_kinds``/``_acked`` until :meth:`_load` swaps in the new
+        ones under ``_state`` — never a dict emptied or filled under their iteration."""
         self._close_connections()
-        self._last.clear()
-        self._kinds.clear()
-        self._acked.clear()
-        self._prune_todo.clear()
         self._ingest = self._quarantine(problem)
         self._delivery = connect(self.path, self.cfg, DELIVERY_SYNC)
         self._load()
@@ -183,6 +184,8 @@ class Spool(IngestSide, DeliverySide):
                 self._reopen_quarantined(problem)
             except (sqlite3.Error, SpoolError) as err:
                 self._closed = True
+                with self._state:  # nothing of the old epoch is valid any more
+                    self._last, self._kinds, self._acked = {}, {}, {}
                 log.error("spool %s: could not replace the corrupt file: %s; the spool is closed", self.path, err)
                 return SpoolCorrupt(f"{exc}; replacing the corrupt file failed ({err}): the spool is closed")
         return SpoolCorrupt(f"{exc}; the file was quarantined (epoch {old} -> {self.epoch}); nothing of this "
@@ -197,19 +200,25 @@ class Spool(IngestSide, DeliverySide):
                     log.error("spool %s: close failed: %s", self.path, exc)
 
     def _load(self) -> None:
-        self._hot_clear()  # a new file (quarantine) reuses seqs of the old epoch
+        """Read the file's state into new dicts, then swap them in at once under ``_state``."""
         c = self._delivery
-        self.epoch = str(c.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
-        for stream, last, kinds in c.execute("SELECT stream, last_seq, kinds FROM streams"):
-            self._last[stream] = int(last)
-            self._kinds[stream] = frozenset(k for k in str(kinds).split(",") if k)
-        for uplink, stream, acked in c.execute("SELECT uplink, stream, acked FROM cursors"):
-            self._acked[(uplink, stream)] = int(acked)
+        epoch = str(c.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+        last: dict[str, int] = {}
+        kinds: dict[str, frozenset[str]] = {}
+        for stream, seq, names in c.execute("SELECT stream, last_seq, kinds FROM streams"):
+            last[stream] = int(seq)
+            kinds[stream] = frozenset(k for k in str(names).split(",") if k)
+        acked = {(uplink, stream): int(a) for uplink, stream, a in c.execute("SELECT uplink, stream, acked FROM cursors")}
         segs, rows, nbytes = c.execute("SELECT count(*), coalesce(sum(last_seq - seq + 1), 0), "
                                        "coalesce(sum(size), 0) FROM records").fetchone()
-        self._segments_stored, self._rows, self._bytes = int(segs), int(rows), int(nbytes)
         self._gaps_open = c.execute("SELECT 1 FROM open_gaps LIMIT 1").fetchone() is not None
-        self._prune_todo = set(self._last)
+        with self._state:
+            self._hot.clear()  # a new file (quarantine) reuses seqs of the old epoch
+            self._hot_bytes = 0
+            self.epoch = epoch
+            self._last, self._kinds, self._acked = last, kinds, acked
+            self._segments_stored, self._rows, self._bytes = int(segs), int(rows), int(nbytes)
+            self._prune_todo = set(last)
 
 
     # ---- checks, stats, closing ----------------------------------------------------------------
