@@ -320,7 +320,7 @@ class IngestSide(SpoolBase):
         used, limit = self._used_and_limit()
         seqs: dict[str, int] = {}
         kinds: dict[str, frozenset[str]] = {}
-        added = removed = added_rows = removed_rows = removed_segments = 0
+        added = removed = added_rows = removed_rows = removed_segments = pruned_rows = 0
         drops: dict[str, int] = {}
         unrouted = 0
         pruned = False
@@ -365,6 +365,7 @@ class IngestSide(SpoolBase):
                     if not pruned:
                         n, b, nseg = self._prune_in_txn(conn, set(self._last) | set(seqs), None)
                         removed_rows, removed, pruned = removed_rows + n, removed + b, True
+                        pruned_rows = n
                         removed_segments += nseg
                     excess = used + added - removed + size - limit
                     if excess > 0:
@@ -411,6 +412,7 @@ class IngestSide(SpoolBase):
             c["appended_bytes"] += added
             c["unrouted"] += unrouted
             c["gaps"] += len(sealed)
+            c["pruned"] += pruned_rows  # counted only now: a rolled-back prune deleted nothing
             for reason, n in drops.items():
                 c["dropped"][reason] = c["dropped"].get(reason, 0) + n
             if removed:
@@ -451,6 +453,7 @@ class IngestSide(SpoolBase):
             self._bytes -= freed
             self._rows -= n
             self._segments_stored -= nseg
+            self._counters["pruned"] += n
             if n:
                 self._state.notify_all()
 
@@ -577,7 +580,8 @@ class IngestSide(SpoolBase):
                       acked: Mapping[tuple[str, str], int] | None) -> tuple[int, int, int]:
         """Unbounded prune inside the caller's ingest transaction (only under quota pressure).
 
-        Returns (records, bytes, segments) deleted."""
+        Returns (records, bytes, segments) deleted; the caller counts them in ``pruned`` after its
+        COMMIT (a rolled-back transaction deleted nothing)."""
         if acked is None:
             acked = {(u, s): int(a) for u, s, a in conn.execute("SELECT uplink, stream, acked FROM cursors")}
         n = freed = nseg = 0
@@ -588,6 +592,4 @@ class IngestSide(SpoolBase):
                     gone = conn.execute("DELETE FROM records WHERE stream = ? AND last_seq <= ? AND kind = ? "
                                         "RETURNING last_seq - seq + 1, size", (stream, floor, kind)).fetchall()
                     n, freed, nseg = n + sum(c for c, _ in gone), freed + sum(b for _, b in gone), nseg + len(gone)
-        with self._state:
-            self._counters["pruned"] += n
         return n, freed, nseg
