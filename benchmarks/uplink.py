@@ -1,8 +1,11 @@
 """Uplink: feature values delivered per second end to end, edgekit vs raw pyzmq PUSH/PULL.
 
 The payload is N FeatureFrames of 16 channels × 32 features (512 float32 values each, ≈ 2.6 KB as
-packed by ``edgekit.codec``), built before timing. Both paths run with the receiver in a forked
-child process (its CPU is separate, like a data-centre machine), on loopback TCP:
+packed by ``edgekit.codec``), built before timing. Both paths run with the receiver in a child
+process (its CPU is separate, like a data-centre machine), on loopback TCP. Every child is started
+with the ``spawn`` context, not ``fork``: while a forked child lives, each page the measuring
+process writes is copied first (copy on write), which inflated the gateway's per-thread CPU figures
+by about a quarter; a spawned child shares no pages (its start-up, before the clock, is slower):
 
 * **edgekit**: a worker thread hands the frames to a Spool in groups of 64 with ``Spool.submit``, as
   the gateway's worker does (pipelined group commit: the spool's committer thread commits what is
@@ -82,8 +85,9 @@ def _pull(endpoint: str, n: int, conn: Any) -> None:
 
 
 def raw_rate(blobs: list[bytes]) -> float:
-    parent, child = mp.Pipe()
-    proc = mp.get_context("fork").Process(target=_pull, args=("tcp://127.0.0.1:*", len(blobs), child))
+    spawn = mp.get_context("spawn")  # no copy-on-write of this process's pages (module docstring)
+    parent, child = spawn.Pipe()
+    proc = spawn.Process(target=_pull, args=("tcp://127.0.0.1:*", len(blobs), child))
     proc.start()
     endpoint = parent.recv()
     ctx = zmq.Context()
@@ -146,7 +150,7 @@ def edgekit_rate(blobs: list[bytes], sync: str, tmp: Path, layout: str = "wide")
     allow = tmp / "allow"
     allow.mkdir()
     (allow / "gw-1.key").write_bytes(gw_pub.read_bytes())
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # no copy-on-write of this process's pages (module docstring)
     parent, child = ctx.Pipe()
     stop = ctx.Event()
     proc = ctx.Process(target=_collect, args=(str(tmp / "store.sqlite"), parse_secret_key(srv_sec.read_text()),
