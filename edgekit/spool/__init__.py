@@ -193,7 +193,9 @@ transaction — SQLite's ``busy_timeout`` handler would sleep in 1–100 ms step
 write transaction is short (one group of rows, or one ack plus at most ``prune_chunk`` deletes).
 ``pending`` hands out only rows up to each stream's last seq as recorded in memory after the
 admitting COMMIT, so an uplink never sees (and acks) a seq the spool has not finished assigning.
-Any method may be called from any thread.
+Any method may be called from any thread. The in-memory per-stream state (last seqs, kinds,
+acks) changes only under the state lock; a quarantine (which may run in the committer thread)
+loads the new epoch's state aside and swaps it in at once, so ``first_unacked`` sees one epoch whole.
 Lock order: delivery → ingest → in-memory state (``pending`` takes the ingest lock only without
 waiting to seal due gaps, and waiting only to drop rows that failed their CRC).
 
