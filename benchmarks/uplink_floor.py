@@ -24,6 +24,9 @@ Python, so the team knows whether 0.5 is a matter of optimising edgekit or beyon
   logic beyond an integer, one thread per process (plus libzmq's I/O thread).
 * **durable_normal** (c): the same with ``synchronous=NORMAL`` on both files (the fsync share).
 
+Also, per round, one side's SQLite write alone (``stage_sqlite_*``: join 384 records, INSERT, COMMIT;
+thread CPU and wall per record), the part the two durable ends pay each.
+
 CPU per record: the main thread's ``time.thread_time`` and the whole process's ``os.times`` (user +
 system via ``time.process_time``, which includes libzmq's I/O thread doing CURVE and TCP; the same
 figure as uplink.py's ``os.times`` without its 10 ms ticks) on both sides, over the timed part
@@ -206,6 +209,21 @@ def durable_rate(blobs: list[bytes], tmp: Path, sync: str) -> dict[str, float]:
     return _result(len(blobs), elapsed, c1 - c0, p1 - p0, out)
 
 
+def sqlite_stage(blobs: list[bytes], path: Path, sync: str) -> dict[str, float]:
+    """One side's SQLite write alone: join 384 records, INSERT the blob, COMMIT (thread CPU and wall per record)."""
+    db = _open_db(str(path), sync, "store")
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for k, i in enumerate(range(0, len(blobs), GROUP), start=1):
+        blob = b"".join(blobs[i:i + GROUP])
+        db.execute("BEGIN")
+        db.execute("INSERT INTO store (id, blob) VALUES (?, ?)", (k, blob))
+        db.execute("COMMIT")
+    per = 1e6 / len(blobs)
+    out = {"wall": (time.perf_counter() - t0) * per, "cpu": (time.thread_time() - c0) * per}
+    db.close()
+    return out
+
+
 def _result(n: int, elapsed: float, thread_cpu: float, process_cpu: float, child: dict[str, float]) -> dict[str, float]:
     per = 1e6 / n
     return {"values_per_s": n * CHANNELS * FEATURES / elapsed,
@@ -227,6 +245,7 @@ def measure(quick: bool) -> harness.Figures:
     ratios: dict[str, list[float]] = {k: [] for k in kinds}
     cpus: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     raws: list[float] = []
+    stages: dict[str, list[dict[str, float]]] = {"FULL": [], "NORMAL": []}
     with tempfile.TemporaryDirectory() as d:
         for r in range(rounds):
             before = raw_rate(blobs)
@@ -234,6 +253,8 @@ def measure(quick: bool) -> harness.Figures:
                    "durable_full": durable_rate(blobs, Path(d) / f"full-{r}", "FULL"),
                    "durable_normal": durable_rate(blobs, Path(d) / f"normal-{r}", "NORMAL")}
             after = raw_rate(blobs)
+            for sync in stages:
+                stages[sync].append(sqlite_stage(blobs, Path(d) / f"stage-{sync}-{r}.sqlite", sync))
             raws.extend([before, after])
             for k, e in got.items():
                 rates[k].append(e["values_per_s"])
@@ -252,6 +273,9 @@ def measure(quick: bool) -> harness.Figures:
         figures[f"{k}_vs_raw_ratio_min_max"] = f"{min(ratios[k]):.3f}-{max(ratios[k]):.3f}"
         for c in cpus[k][0]:
             figures[f"{k}_{c.replace('cpu_', 'cpu_us_per_record_')}"] = round(_median([x[c] for x in cpus[k]]), 2)
+    for sync, xs in stages.items():  # one side's SQLite write alone (join + INSERT + COMMIT), µs per record
+        figures[f"stage_sqlite_{sync.lower()}_cpu_us_per_record"] = round(_median([x["cpu"] for x in xs]), 2)
+        figures[f"stage_sqlite_{sync.lower()}_wall_us_per_record"] = round(_median([x["wall"] for x in xs]), 2)
     return figures
 
 
