@@ -36,6 +36,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -206,11 +208,9 @@ async def _edgekit(cfg: Any, seconds: float) -> tuple[int, int, float, float, in
     return n, values, wall, cpu, failed
 
 
-def measure(quick: bool) -> dict[str, Any]:
-    from edgekit.connectors.modbus.device import resolve_device
-    from edgekit.connectors.modbus.planner import ReadPlanner
-
-    seconds, rounds = (0.5, 5) if quick else (1.0, 10)
+@contextmanager
+def _server() -> Iterator[int]:
+    """The benchmark's pymodbus server (DEVICES unit ids) in a subprocess; yields its port."""
     port = harness.free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(DEVICES)],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -218,6 +218,18 @@ def measure(quick: bool) -> dict[str, Any]:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("benchmark server did not start")
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    from edgekit.connectors.modbus.device import resolve_device
+    from edgekit.connectors.modbus.planner import ReadPlanner
+
+    seconds, rounds = (0.5, 5) if quick else (1.0, 10)
+    with _server() as port:
         cfg = _config(port)
         plan: list[tuple[int, str, int, int]] = []
         decoders: list[Any] = []
@@ -240,9 +252,6 @@ def measure(quick: bool) -> dict[str, Any]:
             ek_runs.append(asyncio.run(_edgekit(cfg, seconds)))
             dec_runs.append(asyncio.run(_raw_decoding(port, plan, decoders, seconds)))
         naive_n, naive_wall, _ = asyncio.run(_raw(port, naive_plan, seconds))  # one request per tag
-    finally:
-        proc.kill()
-        proc.wait()
     raw_wall = [w / n for n, w, _ in raw_runs]
     raw_cpu = [c / n for n, _, c in raw_runs]
     dec_wall = [w / n for n, w, _ in dec_runs]
@@ -338,13 +347,7 @@ def count(mode: str, n: int) -> None:
     from edgekit.connectors.modbus.device import resolve_device
     from edgekit.connectors.modbus.planner import ReadPlanner
 
-    port = harness.free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(DEVICES)],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("benchmark server did not start")
+    with _server() as port:
         cfg = replace(_config(port), timeout=20.0)
         if mode == "raw":
             plan = [(dev.unit_id, r.table, r.start, r.count) for dev in
@@ -353,9 +356,6 @@ def count(mode: str, n: int) -> None:
             asyncio.run(_count_raw(port, plan, n))
         else:
             asyncio.run(_count_edgekit(cfg, n))
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 if __name__ == "__main__":
