@@ -71,16 +71,22 @@ def _open_db(path: str, sync: str, table: str) -> sqlite3.Connection:
     return conn
 
 
-# ------------------------------------------------------------------ (a) CURVE PUSH/PULL
-
-
-def _curve_pull(endpoint: str, secret: bytes, n_msgs: int, conn: Any) -> None:
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.PULL)
+def _curve_server(kind: int, endpoint: str, secret: bytes, conn: Any) -> tuple[zmq.Context[Any], zmq.Socket[Any]]:
+    """A CURVE server socket of ``kind`` bound to ``endpoint``; its actual endpoint is sent on ``conn``."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    s = ctx.socket(kind)
     s.curve_server = True
     s.curve_secretkey = secret
     s.bind(endpoint)
     conn.send(s.getsockopt_string(zmq.LAST_ENDPOINT))
+    return ctx, s
+
+
+# ------------------------------------------------------------------ (a) CURVE PUSH/PULL
+
+
+def _curve_pull(endpoint: str, secret: bytes, n_msgs: int, conn: Any) -> None:
+    ctx, s = _curve_server(zmq.PULL, endpoint, secret, conn)
     s.recv()  # warm-up message: connection and CURVE handshake done
     c0, p0 = time.thread_time(), _process_cpu()
     for _ in range(n_msgs):
@@ -121,12 +127,7 @@ def curve_rate(blobs: list[bytes], group: int = GROUP) -> dict[str, float]:
 
 def _collector(endpoint: str, secret: bytes, db: str, sync: str, n_msgs: int, conn: Any) -> None:
     store = _open_db(db, sync, "store")
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.ROUTER)
-    s.curve_server = True
-    s.curve_secretkey = secret
-    s.bind(endpoint)
-    conn.send(s.getsockopt_string(zmq.LAST_ENDPOINT))
+    ctx, s = _curve_server(zmq.ROUTER, endpoint, secret, conn)
     ident, seq, _ = s.recv_multipart()  # warm-up message (seq 0), not stored
     s.send_multipart([ident, seq])
     c0, p0 = time.thread_time(), _process_cpu()
