@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,11 @@ def gaps(spool: Spool, uplink: str = "a") -> list[GapRecord]:
 def gap_total(spool: Spool, stream: str, reason: str | None = None) -> int:
     spool.flush_gaps()
     return sum(g.count for g in gaps(spool) if g.stream == stream and (reason is None or g.reason == reason))
+
+
+def until(cond: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait (polling every 2 ms) until ``cond()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)

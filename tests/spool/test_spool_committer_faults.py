@@ -10,21 +10,13 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spool_helpers import open_spool
+from spool_helpers import open_spool, until
 
 from edgekit.errors import SpoolError
 from edgekit.spool import Admission, SpoolCorrupt, SpoolDiskFull
-
-
-def _until(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
 
 
 def test_block_policy_committer_applies_queued_submit_acks_while_it_waits_for_space(tmp_path: Path) -> None:
@@ -34,7 +26,7 @@ def test_block_policy_committer_applies_queued_submit_acks_while_it_waits_for_sp
     try:
         assert spool.submit([("points/d1", "points", b"a" * 600, None)]).result(5) == [1]
         second = spool.submit([("points/d1", "points", b"b" * 600, None)])
-        _until(lambda: spool.stats()["blocked"] >= 1)
+        until(lambda: spool.stats()["blocked"] >= 1)
         spool.submit_ack("b", "points/d1", 1)
         assert second.result(5) == [2]
         assert spool.stats()["dropped"] == {}
@@ -54,13 +46,13 @@ def test_an_error_while_the_committer_waits_for_space_fails_the_group_and_the_co
     try:
         assert spool.submit([("points/d1", "points", b"a" * 600, None)]).result(5) == [1]
         second = spool.submit([("points/d1", "points", b"b" * 600, None)])
-        _until(lambda: spool.stats()["blocked"] >= 1)
+        until(lambda: spool.stats()["blocked"] >= 1)
         # the committer sleeps in wait_for_space; its next step is a prune on the delivery connection
-        _until(lambda: len(spool._state._waiters) > 0)  # type: ignore[attr-defined]
+        until(lambda: len(spool._state._waiters) > 0)  # type: ignore[attr-defined]
         with caplog.at_level(logging.ERROR, logger="edgekit.spool"):
             other.execute("BEGIN IMMEDIATE")
             try:
-                _until(lambda: spool.stats()["errors"].get("SQLITE_BUSY", 0) >= 1)
+                until(lambda: spool.stats()["errors"].get("SQLITE_BUSY", 0) >= 1)
             finally:
                 other.execute("ROLLBACK")
             spool.ack("b", "points/d1", 1)
@@ -92,7 +84,7 @@ def test_a_callback_raising_systemexit_neither_ends_the_committer_nor_fails_its_
                 first = spool.submit([("points/d1", "points", b"x", None)])
                 committer = spool._committer
                 assert committer is not None
-                _until(lambda: committer._busy)
+                until(lambda: committer._busy)
                 loud = spool.submit([("points/d1", "points", b"y", None)], bye)
                 quiet = spool.submit([("points/d1", "points", b"z", None)])
             assert first.result(5) == [1]
@@ -116,7 +108,7 @@ def test_submit_racing_close_does_not_start_a_second_committer(tmp_path: Path) -
     with spool._ingest_lock:  # close() waits here after stopping the committer
         closer = threading.Thread(target=spool.close)
         closer.start()
-        _until(lambda: not old._thread.is_alive())
+        until(lambda: not old._thread.is_alive())
         try:
             late.append(spool.submit([("points/d1", "points", b"late", None)]))
         except SpoolError as exc:
@@ -145,7 +137,7 @@ def test_a_queued_ack_of_the_previous_epoch_is_not_applied_after_a_quarantine(tm
             group = spool.submit([(s, "points", b"new" + bytes([i]), None) for i in range(10)])
             committer = spool._committer
             assert committer is not None
-            _until(lambda: committer._busy)  # taken: waits for the ingest lock to commit
+            until(lambda: committer._busy)  # taken: waits for the ingest lock to commit
             spool.submit_ack("b", s, 5)  # an ACK of the old epoch, checked and queued
             with spool._delivery_lock:  # what _recover does once a fresh check confirms damage
                 spool._reopen_quarantined("damage found (test)")

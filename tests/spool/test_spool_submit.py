@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spool_helpers import open_spool
+from spool_helpers import open_spool, until
 
 from edgekit.errors import SpoolError
 from edgekit.spool import Admission, Spool
@@ -16,13 +15,6 @@ from edgekit.spool import Admission, Spool
 
 def _ids(spool: Spool, uplink: str = "a") -> list[tuple[str, int, bytes]]:
     return [(r.stream, r.seq, r.blob) for r in spool.pending(uplink, limit=1_000_000, max_bytes=1 << 40)]
-
-
-def _until(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
 
 
 def test_submissions_queued_during_a_commit_share_one_transaction(tmp_path: Path) -> None:
@@ -36,7 +28,7 @@ def test_submissions_queued_during_a_commit_share_one_transaction(tmp_path: Path
             first = sub(0)
             committer = spool._committer
             assert committer is not None
-            _until(lambda: committer._busy)
+            until(lambda: committer._busy)
             rest = [sub(i) for i in range(1, 6)]
             time.sleep(0.05)
             assert not first.done() and not any(a.done() for a in rest)
