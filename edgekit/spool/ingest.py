@@ -10,8 +10,10 @@ import shutil
 import sqlite3
 import time
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from ..codec import pack_segment
@@ -35,6 +37,13 @@ class _Plan:
     packed: list[_Packed]  # the segments if every item is admitted
     fits_all: bool  # every kind routed and no single record above the quota
     quota_bytes: int  # what admitting every item adds to the quota count (gap records exempt)
+
+
+def _encode(blobs: Sequence[bytes], kind: str) -> tuple[bytes, int | None]:
+    """A planned segment's blob and its CRC-32 — computed here, outside the lock, for a segment of
+    several records or over 4 KiB; ``None``: cheap enough to compute inside the transaction."""
+    seg = pack_segment(blobs, kind)
+    return seg, (zlib.crc32(seg) if len(blobs) > 1 or len(seg) > 4096 else None)
 
 
 class IngestSide(SpoolBase):
@@ -124,9 +133,8 @@ class IngestSide(SpoolBase):
         """Check every item's stream, kind, blob type (and ts); returns the blob bytes."""
         nbytes = 0
         for stream, kind, blob, ts in items:
-            if type(stream) is not str or not stream:
-                if not isinstance(stream, str) or not stream:
-                    raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
+            if not isinstance(stream, str) or not stream:
+                raise SpoolError(f"stream must be a non-empty string, got {stream!r}")
             if kind not in KINDS:
                 raise SpoolError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
             if type(blob) is not bytes and not isinstance(blob, (bytes, bytearray, memoryview)):
@@ -178,9 +186,6 @@ class IngestSide(SpoolBase):
             # the common case, a transaction of one stream's records (one kind and ts, all routed,
             # each within the quota): checked and cut into runs with C-level calls, the same runs
             # as the loop below
-            from bisect import bisect_right
-            from itertools import accumulate
-
             streams, kinds, blobs_all, tss = zip(*items)
             stream0, kind0, ts0 = streams[0], kinds[0], tss[0]
             if (kind0 != "gap" and type(ts0) is float and ts0 == ts0 and routing[kind0]
@@ -193,8 +198,7 @@ class IngestSide(SpoolBase):
                     start = 0
                     while start < count:
                         end = max(start + 1, bisect_right(cum, cum[start] + cap) - 1)
-                        seg = pack_segment(blobs_all[start:end], kind0)
-                        crc = zlib.crc32(seg) if end - start > 1 or len(seg) > 4096 else None
+                        seg, crc = _encode(blobs_all[start:end], kind0)
                         fast.append((tuple(range(start, end)), stream0, kind0, ts0, seg, crc, cum[end] - cum[start]))
                         start = end
                     return _Plan(items, list(range(1, count + 1)), fast, True, cum[-1])
@@ -234,8 +238,7 @@ class IngestSide(SpoolBase):
             runs.append(run)
         packed: list[_Packed] = []
         for stream, kind, ts, blobs, size, idxs, _next in runs:
-            seg = pack_segment(blobs, kind)
-            crc = zlib.crc32(seg) if len(blobs) > 1 or len(seg) > 4096 else None
+            seg, crc = _encode(blobs, kind)
             packed.append((tuple(idxs), stream, kind, ts, seg, crc, size))
         return _Plan(items, ranks, packed, fits_all, quota_bytes)
 
