@@ -360,7 +360,7 @@ class ModbusConnector:
         return max(job.interval, min(self.cfg.down_poll_max, slow))
 
     def _reschedule(self, job: _Job, now: float) -> None:
-        interval = job.interval if job.ds.state != "down" else self._interval(job)
+        interval = self._interval(job)
         nxt = job.due + interval
         if nxt <= now:  # overran: keep the phase, skip the missed slots
             nxt += math.ceil((now - nxt) / interval) * interval if interval > 0 else 0
