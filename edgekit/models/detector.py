@@ -255,10 +255,17 @@ class Detector:
 
     def _threshold(self, st: _Asset, slot: _Slot, base: Baseline | None) -> Threshold | None:
         """The threshold of ``slot`` on this asset with baseline ``base``; cached per model file and baseline."""
+        return self._threshold_entry(st, slot, base)[2]
+
+    def _threshold_entry(
+        self, st: _Asset, slot: _Slot, base: Baseline | None
+    ) -> tuple[str, Baseline | None, Threshold | None, float]:
+        """The cached (model sha256, baseline, threshold, threshold as float32) of ``slot`` on this
+        asset, calibrated again when the model file or the baseline changed."""
         hit = st.thresholds.get(slot.name)
         if hit is None or hit[0] != slot.scorer.info.sha256 or hit[1] is not base:
             hit = self._calibrate(st, slot, base)
-        return hit[2]
+        return hit
 
     def _calibrate(
         self, st: _Asset, slot: _Slot, base: Baseline | None
@@ -299,18 +306,9 @@ class Detector:
 
         Raises what scoring raised (e.g. PipelineError for a frame whose feature names differ).
         """
-        with self._lock:
-            now = self._clock()
-            reload_events = self._reload_due(now) if now >= self._next_reload else []
-            one = self._score_one(frame)
-            if one is None:
-                (scored, events, error), = self._score_locked((frame,))
-                if error is not None:
-                    raise error
-            else:
-                scored, events = one
-        if reload_events:
-            events[:0] = reload_events
+        (scored, events, error), = self.score_many((frame,))
+        if error is not None:
+            raise error
         return scored, events
 
     def score_many(self, frames: Sequence[FeatureFrame]) -> list[Scored]:
@@ -411,9 +409,7 @@ class Detector:
                         entry[1][k] = None  # and this model runs unbound from now on
                     return None
                 # Thresholds before any alarm state moves, as in the general path.
-                hit_thr = st.thresholds.get(slot.name)
-                if hit_thr is None or hit_thr[0] != slot.scorer.info.sha256 or hit_thr[1] is not base:
-                    hit_thr = self._calibrate(st, slot, base)
+                hit_thr = self._threshold_entry(st, slot, base)
                 runs.append((slot, x, col, group, hit_thr))
                 cols.append(col)
             if entry is None:  # this row count is new: bind its runs to x from the next frame on
