@@ -233,26 +233,20 @@ class FastDecoder:
 
     def extend(self, out: list[Any], data: Sequence[Any]) -> None:
         """Append :meth:`raw`'s values to ``out`` (the scan decoder's one list per scan)."""
-        if len(data) < self.needed:
-            raise DecodeError(f"response holds {len(data)} {'bits' if self.bits else 'registers'}, "
-                              f"expected {self.needed}")
         if self.bits:
+            _short_bits(data, self.needed)
             got = self.pick(data)
             got = (got,) if self.single else got
-            for b in got:
-                if type(b) is not bool:
-                    raise DecodeError(f"bits are not booleans: {type(b).__name__}")
+            _not_bools(got)
             out += got
             return
-        if data and type(data[0]) is not int:  # as strict as to_registers (struct alone takes bools)
-            raise DecodeError(f"register values are not integers: {type(data[0]).__name__}")
-        try:
-            if len(data) == self.needed and self.pack_be is not None:
+        if len(data) == self.needed and self.pack_be is not None and data and type(data[0]) is int:
+            try:
                 be = self.pack_be(*data)
-            else:
-                be = struct.pack(f">{len(data)}H", *data)
-        except struct.error as exc:
-            raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
+            except struct.error as exc:
+                raise DecodeError(f"register values are not integers 0..65535: {exc}") from exc
+        else:  # short, not integers, or no precompiled pack: the generated scan decoder's own checks
+            be = _registers_be(data, self.needed)
         for unpack in self.be_units:
             out += unpack(be)
         if self.le_units:  # the same registers little-endian: a copy with each register's bytes swapped
@@ -295,7 +289,7 @@ class ScanDecoder:
 
 def _registers_be(data: Sequence[Any], needed: int) -> bytes:
     """The big-endian bytes of a register list that is not exactly ``needed`` long (or starts with
-    a non-int): the checks of :meth:`FastDecoder.extend`, for the generated scan decoder."""
+    a non-int): the checks shared by :meth:`FastDecoder.extend` and the generated scan decoder."""
     if len(data) < needed:
         raise DecodeError(f"response holds {len(data)} registers, expected {needed}")
     if data and type(data[0]) is not int:
@@ -307,11 +301,13 @@ def _registers_be(data: Sequence[Any], needed: int) -> bytes:
 
 
 def _short_bits(data: Sequence[Any], needed: int) -> None:
+    """A bit response shorter than ``needed``: DecodeError."""
     if len(data) < needed:
         raise DecodeError(f"response holds {len(data)} bits, expected {needed}")
 
 
 def _not_bools(got: Sequence[Any]) -> None:
+    """Bits that are not all booleans: DecodeError."""
     for b in got:
         if type(b) is not bool:
             raise DecodeError(f"bits are not booleans: {type(b).__name__}")
